@@ -1,0 +1,542 @@
+"""Block-diagonal curvature inverse with rank-k downdates and updates.
+
+Each block represents the normalized matrix
+
+    B = (1/m)·(Σ_i u_i u_iᵀ + P) + damping·I = (M + m·damping·I) / m,
+
+where ``M = Σ_i u_i u_iᵀ + P`` is the un-normalized sum over the ``m`` samples currently
+in the model. Samples that leave (or join) change ``M`` by ``∓ Σ u_i u_iᵀ``. Such changes
+are kept as a pending low-rank term ``M = M₀ + V·diag(s)·Vᵀ`` (``s = ±1``) and applied
+through the Woodbury identity, so a change costs one pass over the stored matrix instead
+of a refactorization; the term is folded into the base once its rank exceeds
+``max_pending_rank``.
+
+The base is stored as
+
+* ``M₀⁻¹`` explicitly when ``damping == 0`` (one matrix-matrix product per solve);
+* an eigendecomposition ``M₀ = QΛQᵀ`` when ``damping > 0``: the shift ``m·damping`` changes
+  with ``m``, which is not a low-rank change, but it is a change of ``Λ`` only. A solve then
+  costs two passes over ``Q`` plus ``O(d²·K)`` for a pending term of rank ``K``, and
+  folding costs an ``O(d³)`` eigendecomposition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+from scipy import linalg
+
+from ._build import blas_gemm_update, sherman_morrison_inverse, weighted_gram
+
+__all__ = ["BlockFisherInverse", "CurvatureError"]
+
+
+class CurvatureError(np.linalg.LinAlgError, ValueError):
+    """A curvature block is singular, indefinite or ill-conditioned for the requested operation."""
+
+
+@dataclass
+class _Block:
+    """State of one block; ``size`` is its dimension ``d``."""
+
+    size: int
+    inverse: np.ndarray | None = None  # M₀⁻¹ (damping == 0)
+    eigvecs: np.ndarray | None = None  # Q (damping > 0)
+    eigvals: np.ndarray | None = None  # Λ (damping > 0)
+    V: np.ndarray = None  # (d, K) pending columns
+    signs: np.ndarray = None  # (K,) +1 join, -1 leave
+    Z: np.ndarray | None = None  # M₀⁻¹V, cached when damping == 0
+    capacitance: np.ndarray | None = None  # diag(s) + VᵀM₀⁻¹V, when damping == 0
+
+    def __post_init__(self):
+        if self.V is None:
+            self.V = np.zeros((self.size, 0))
+            self.signs = np.zeros(0)
+
+    @property
+    def rank(self):
+        return self.V.shape[1]
+
+    @property
+    def nbytes(self):
+        arrays = (self.inverse, self.eigvecs, self.eigvals, self.V, self.signs, self.Z)
+        return sum(a.nbytes for a in arrays if a is not None)
+
+    @property
+    def dtype(self):
+        return (self.inverse if self.inverse is not None else self.eigvecs).dtype
+
+
+@dataclass
+class CurvatureChange:
+    """A prepared (validated, not yet applied) change of samples in a :class:`BlockFisherInverse`.
+
+    Obtain it from :meth:`BlockFisherInverse.prepare_change`; solve against the changed
+    matrix with ``solve(R, change=...)`` and make it permanent with ``apply``.
+    """
+
+    n_samples: int
+    blocks: list = field(default_factory=list)  # per block: (V, signs, Z, capacitance) after
+
+
+def _as_dense_factor(U, dtype):
+    U = U.toarray() if sp.issparse(U) else np.asarray(U)
+    if U.ndim != 2:
+        raise ValueError(f"Each block's factor must be 2-D (k, d), got shape {U.shape}.")
+    return np.ascontiguousarray(U, dtype=dtype)
+
+
+class BlockFisherInverse:
+    """Inverse of a block-diagonal curvature matrix built from per-sample factors.
+
+    Block ``b`` stands for ``B_b = (1/m)·(Σ_i u_{b,i} u_{b,i}ᵀ + diag(P_b)) + damping·I``,
+    where ``u_{b,i}`` is sample ``i``'s factor for that block (its gradient for the empirical
+    Fisher, ``sqrt(h_i)·x̃_i`` for a generalized linear model's Hessian), ``P_b`` the penalty's
+    Hessian diagonal and ``m`` the current number of samples.
+
+    Parameters
+    ----------
+    damping : float, default=0.0
+        The paper's λ, added after normalization (``λ·I``).
+    method : {"cholesky", "sherman-morrison"}, default="cholesky"
+        How blocks are built: a ``?syrk`` Gram plus a Cholesky inverse, or the paper's
+        recurrence (Eq. 3) run in Woodbury chunks. Both give the same matrix.
+    batch_size : int, default=1
+        With ``method="sherman-morrison"``, average gradients over consecutive mini-batches
+        of this size first (the paper uses 10); ``m`` then counts mini-batches.
+    chunk_size : int, default=256
+        Rank of each Woodbury step of the recurrence.
+    dtype : {"float64", "float32"}, default="float64"
+        Storage precision of the blocks. Small matrices (capacitances) stay in float64.
+    n_jobs : int, default=None
+        Blocks built in parallel with joblib (threads unless ``joblib.parallel_config`` says
+        otherwise). BLAS is already multi-threaded, so this pays for many small blocks.
+    max_pending_rank : int, default=256
+        Rank of pending downdates/updates above which they are folded into the base.
+
+    Attributes
+    ----------
+    n_samples_ : int
+        Current normalization count ``m``.
+    block_sizes_ : list of int
+    n_blocks_ : int
+    """
+
+    def __init__(
+        self,
+        *,
+        damping=0.0,
+        method="cholesky",
+        batch_size=1,
+        chunk_size=256,
+        dtype="float64",
+        n_jobs=None,
+        max_pending_rank=256,
+    ):
+        self.damping = damping
+        self.method = method
+        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.max_pending_rank = max_pending_rank
+
+    # ------------------------------------------------------------------ building
+    def _check_params(self):
+        if not (np.isfinite(self.damping) and self.damping >= 0):
+            raise ValueError(f"damping must be a finite number >= 0, got {self.damping!r}.")
+        if self.method not in ("cholesky", "sherman-morrison"):
+            raise ValueError(
+                f"method must be 'cholesky' or 'sherman-morrison', got {self.method!r}."
+            )
+        if np.dtype(self.dtype) not in (np.float64, np.float32):
+            raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}.")
+        if self.batch_size < 1 or self.chunk_size < 1:
+            raise ValueError("batch_size and chunk_size must be >= 1.")
+        if self.batch_size > 1 and self.method != "sherman-morrison":
+            raise ValueError("batch_size > 1 is defined for method='sherman-morrison' only.")
+        return np.dtype(self.dtype)
+
+    def _parallel(self, function, items):
+        if self.n_jobs in (None, 1) or len(items) <= 1:
+            return [function(*item) for item in items]
+        return Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(function)(*item) for item in items
+        )
+
+    @staticmethod
+    def _penalties(penalty, sizes):
+        if penalty is None:
+            return [np.zeros(d) for d in sizes]
+        penalty = [np.asarray(p, dtype=np.float64) for p in _as_block_list(penalty, sizes)]
+        for p, d in zip(penalty, sizes):
+            if p.shape != (d,) or np.any(p < 0) or not np.all(np.isfinite(p)):
+                raise ValueError(f"Each penalty must be a finite non-negative vector of size {d}.")
+        return penalty
+
+    def fit(self, factors, *, penalty=None):
+        """Build every block from per-sample factors.
+
+        Parameters
+        ----------
+        factors : sequence of {ndarray, sparse matrix} of shape (n, d_b), or ndarray (L, n, d)
+            Block ``b``'s factor rows ``u_{b,i}``; every block has the same ``n``.
+        penalty : sequence of ndarray of shape (d_b,) or ndarray (d,), default=None
+            Diagonal of ``P_b``; a single vector is shared by all blocks.
+
+        Returns
+        -------
+        self
+        """
+        dtype = self._check_params()
+        factors = list(factors)
+        counts = {U.shape[0] for U in factors}
+        if len(counts) != 1:
+            raise ValueError(f"All blocks need the same number of rows, got {sorted(counts)}.")
+        n = counts.pop()
+        sizes = [U.shape[1] for U in factors]
+        penalties = self._penalties(penalty, sizes)
+        if self.method == "sherman-morrison":
+            m = -(-n // self.batch_size)
+
+            def build(U, p):
+                U = U.toarray() if sp.issparse(U) else U
+                B_inv = sherman_morrison_inverse(
+                    U,
+                    damping=self.damping,
+                    penalty=p,
+                    batch_size=self.batch_size,
+                    chunk_size=self.chunk_size,
+                    dtype=dtype,
+                )
+                return self._block_from_normalized_inverse(B_inv, m)
+
+            self.blocks_ = self._parallel(build, list(zip(factors, penalties)))
+            self.n_samples_ = m
+            return self
+
+        def gram(U, p):
+            G = weighted_gram(U, dtype=dtype)
+            G.flat[:: G.shape[0] + 1] += p.astype(dtype)
+            return G
+
+        grams = self._parallel(gram, list(zip(factors, penalties)))
+        return self.fit_gram(grams, n_samples=n)
+
+    def fit_gram(self, grams, *, n_samples):
+        """Build every block from its un-normalized matrix ``M_b = Σ_i u_i u_iᵀ + P_b``.
+
+        Use this when the Gram matrices are cheaper to form directly (a weighted Gram of a
+        design matrix, see :func:`sklearn_ssse.curvature.weighted_gram`).
+
+        Parameters
+        ----------
+        grams : sequence of ndarray of shape (d_b, d_b)
+            Symmetric positive semi-definite matrices (definite when ``damping == 0``).
+            They may be overwritten.
+        n_samples : int
+            The number ``m`` of samples summed in each ``M_b``.
+
+        Returns
+        -------
+        self
+        """
+        dtype = self._check_params()
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+        grams = list(grams)
+        for b, G in enumerate(grams):
+            if G.ndim != 2 or G.shape[0] != G.shape[1]:
+                raise ValueError(f"Block {b} is not a square matrix: shape {G.shape}.")
+            if not np.all(np.isfinite(G)):
+                raise ValueError(f"Block {b} contains NaN or infinity.")
+        items = [(b, G) for b, G in enumerate(grams)]
+        self.blocks_ = self._parallel(lambda b, G: self._factor(b, G, dtype), items)
+        self.n_samples_ = int(n_samples)
+        return self
+
+    def _factor(self, b, G, dtype):
+        G = np.asarray(G, dtype=dtype)
+        d = G.shape[0]
+        if self.damping == 0:
+            potrf, potri = linalg.get_lapack_funcs(("potrf", "potri"), (G,))
+            chol, info = potrf(G, lower=False, overwrite_a=False, clean=False)
+            if info != 0:
+                raise CurvatureError(
+                    f"Curvature block {b} is not positive definite (Cholesky failed at "
+                    f"column {info}); use damping > 0 or a stronger penalty."
+                )
+            inverse, info = potri(chol, lower=False, overwrite_c=True)
+            if info != 0:
+                raise CurvatureError(f"Curvature block {b} is singular.")
+            return _Block(size=d, inverse=_symmetric_from_upper(inverse))
+        eigvals, eigvecs = linalg.eigh(G, overwrite_a=True, check_finite=False)
+        if eigvals[0] < -1e-8 * max(eigvals[-1], 1.0):
+            raise CurvatureError(
+                f"Curvature block {b} has a negative eigenvalue {eigvals[0]:.3g}; it must be "
+                "positive semi-definite."
+            )
+        return _Block(size=d, eigvecs=eigvecs.astype(dtype), eigvals=np.maximum(eigvals, 0))
+
+    def _block_from_normalized_inverse(self, B_inv, m):
+        """Convert ``B⁻¹`` (the recurrence's output) into the stored representation."""
+        d = B_inv.shape[0]
+        if self.damping == 0:
+            return _Block(size=d, inverse=B_inv / m)
+        mu, eigvecs = linalg.eigh(B_inv)
+        # B = M/m + λI has eigenvalues 1/mu, so M has m·(1/mu − λ).
+        eigvals = np.maximum(m * (1.0 / mu - self.damping), 0.0)
+        return _Block(size=d, eigvecs=eigvecs.astype(B_inv.dtype), eigvals=eigvals)
+
+    # ------------------------------------------------------------------ introspection
+    def _check_fitted(self):
+        if not hasattr(self, "blocks_"):
+            raise AttributeError("This BlockFisherInverse is not built yet: call fit first.")
+
+    @property
+    def n_blocks_(self):
+        self._check_fitted()
+        return len(self.blocks_)
+
+    @property
+    def block_sizes_(self):
+        self._check_fitted()
+        return [blk.size for blk in self.blocks_]
+
+    @property
+    def pending_rank_(self):
+        """Rank of the changes not yet folded into each block's base."""
+        self._check_fitted()
+        return [blk.rank for blk in self.blocks_]
+
+    @property
+    def nbytes(self):
+        """Bytes held by the stored blocks (base factors and pending low-rank terms)."""
+        self._check_fitted()
+        return int(sum(blk.nbytes for blk in self.blocks_))
+
+    # ------------------------------------------------------------------ solving
+    def _base_solve(self, blk, R, m):
+        """``(M₀ + m·damping·I)⁻¹ R``."""
+        if blk.inverse is not None:
+            return blk.inverse @ R.astype(blk.inverse.dtype, copy=False)
+        Q = blk.eigvecs
+        scaled = (Q.T @ R.astype(Q.dtype, copy=False)) / (blk.eigvals + m * self.damping)[
+            :, None
+        ].astype(Q.dtype)
+        return Q @ scaled
+
+    def _block_pieces(self, blk, m, extra=None):
+        """Pending columns, signs, ``base⁻¹V`` and the capacitance, with ``extra`` appended.
+
+        ``extra`` is ``(W, t, ZW)`` for a change being prepared (``ZW = base⁻¹W`` already
+        computed in the same pass as the right-hand sides)."""
+        if blk.inverse is not None and blk.Z is not None and extra is None:
+            return blk.V, blk.signs, blk.Z, blk.capacitance
+        V, s = blk.V, blk.signs
+        if blk.inverse is not None:
+            Z, cap = blk.Z, blk.capacitance
+            if Z is None:
+                Z, cap = np.zeros((blk.size, 0)), np.zeros((0, 0))
+        else:
+            Z = self._base_solve(blk, V, m).astype(np.float64) if V.shape[1] else V
+            cap = np.diag(s) + V.T @ Z if V.shape[1] else np.zeros((0, 0))
+        if extra is None:
+            return V, s, Z, cap
+        W, t, ZW = extra
+        cross = V.T @ ZW
+        cap = np.block([[cap, cross], [cross.T, np.diag(t) + W.T @ ZW]])
+        return np.hstack([V, W]), np.concatenate([s, t]), np.hstack([Z, ZW]), cap
+
+    @staticmethod
+    def _woodbury_apply(ZR, V, Z, cap, R_rhs_proj):
+        """``base⁻¹R − Z·cap⁻¹·(Vᵀ base⁻¹R)``; ``R_rhs_proj = Vᵀ base⁻¹R``."""
+        if V.shape[1] == 0:
+            return ZR
+        coeffs = linalg.solve(cap, R_rhs_proj, assume_a="sym", check_finite=False)
+        return ZR - Z @ coeffs
+
+    def solve(self, R, *, change=None):
+        """Return ``B_b⁻¹ R_b`` for every block, optionally for the matrix after ``change``.
+
+        Parameters
+        ----------
+        R : sequence of ndarray of shape (d_b,) or (d_b, r), or ndarray (L, d, r)
+            Right-hand sides, any number per block, solved in one pass over each block.
+        change : CurvatureChange, default=None
+            Solve with the matrix as it would be after :meth:`apply` of this change (used
+            for leave-``S``-out curvature), without modifying anything.
+
+        Returns
+        -------
+        list of ndarray, or ndarray if ``R`` was an ndarray
+        """
+        self._check_fitted()
+        as_array = isinstance(R, np.ndarray)
+        Rs = list(R)
+        if len(Rs) != len(self.blocks_):
+            raise ValueError(f"Expected right-hand sides for {len(self.blocks_)} blocks, "
+                             f"got {len(Rs)}.")
+        if change is not None and len(change.blocks) != len(self.blocks_):
+            raise ValueError("This change was prepared for another BlockFisherInverse.")
+        m = self.n_samples_ if change is None else change.n_samples
+        out = []
+        for b, (blk, Rb) in enumerate(zip(self.blocks_, Rs)):
+            Rb = np.asarray(Rb, dtype=np.float64)
+            vector = Rb.ndim == 1
+            Rb = Rb[:, None] if vector else Rb
+            if Rb.shape[0] != blk.size:
+                raise ValueError(
+                    f"Right-hand side of block {b} has {Rb.shape[0]} rows, expected {blk.size}."
+                )
+            if change is None:
+                V, s, Z, cap = self._block_pieces(blk, m)
+            else:
+                V, s, Z, cap = change.blocks[b]
+            ZR = self._base_solve(blk, Rb, m).astype(np.float64)
+            x = m * self._woodbury_apply(ZR, V, Z, cap, V.T @ ZR)
+            out.append(x[:, 0] if vector else x)
+        return np.stack(out) if as_array else out
+
+    # ------------------------------------------------------------------ changes
+    def prepare_change(self, factors, *, sign=-1):
+        """Validate and precompute a rank-k change without modifying the inverse.
+
+        Parameters
+        ----------
+        factors : sequence of {ndarray, sparse matrix} of shape (k, d_b)
+            The factor rows of the samples leaving (``sign=-1``) or joining (``sign=+1``),
+            one array per block, in the same convention as :meth:`fit`.
+        sign : {-1, +1}, default=-1
+
+        Returns
+        -------
+        CurvatureChange
+
+        Raises
+        ------
+        CurvatureError
+            If the changed blocks would not be positive definite (for example, removing the
+            only samples that made a direction identifiable).
+        """
+        self._check_fitted()
+        if sign not in (-1, 1):
+            raise ValueError(f"sign must be -1 or +1, got {sign!r}.")
+        factors = list(factors)
+        if len(factors) != len(self.blocks_):
+            raise ValueError(
+                f"Expected factors for {len(self.blocks_)} blocks, got {len(factors)}."
+            )
+        ks = {U.shape[0] for U in factors}
+        if len(ks) != 1:
+            raise ValueError(f"All blocks need the same number of rows, got {sorted(ks)}.")
+        k = ks.pop()
+        m_new = self.n_samples_ + sign * k
+        if m_new < 1:
+            raise ValueError(
+                f"Removing {k} samples from {self.n_samples_} would leave none; refit instead."
+            )
+        blocks = []
+        for b, (blk, U) in enumerate(zip(self.blocks_, factors)):
+            W = _as_dense_factor(U, np.float64).T  # (d, k)
+            if W.shape[0] != blk.size:
+                raise ValueError(f"Factor of block {b} has {W.shape[0]} columns, expected {blk.size}.")
+            if not np.all(np.isfinite(W)):
+                raise ValueError(f"Factor of block {b} contains NaN or infinity.")
+            t = np.full(k, float(sign))
+            if blk.inverse is not None:
+                V, s, Z, cap = self._block_pieces(
+                    blk, m_new, extra=(W, t, self._base_solve(blk, W, m_new).astype(np.float64))
+                )
+            else:
+                # With damping the shift m·λ changes, so base⁻¹ of old columns is recomputed.
+                Vall = np.hstack([blk.V, W])
+                sall = np.concatenate([blk.signs, t])
+                Z = self._base_solve(blk, Vall, m_new).astype(np.float64)
+                V, s, cap = Vall, sall, np.diag(sall) + Vall.T @ Z
+            self._check_definite(b, s, cap)
+            blocks.append((V, s, Z, cap))
+        return CurvatureChange(n_samples=m_new, blocks=blocks)
+
+    @staticmethod
+    def _check_definite(b, signs, cap):
+        """Haynsworth inertia: base + V·diag(s)·Vᵀ is positive definite iff the capacitance
+        ``diag(s) + Vᵀ base⁻¹ V`` has exactly as many negative eigenvalues as ``s`` has −1."""
+        if cap.shape[0] == 0:
+            return
+        eigvals = np.linalg.eigvalsh((cap + cap.T) / 2)
+        scale = max(np.abs(eigvals).max(), 1.0)
+        negatives = int(np.sum(eigvals < 0))
+        if negatives != int(np.sum(signs < 0)) or np.min(np.abs(eigvals)) < 1e-12 * scale:
+            raise CurvatureError(
+                f"After this change curvature block {b} would be singular or indefinite: the "
+                "remaining samples do not determine the parameters. Use damping > 0 or refit."
+            )
+
+    def apply(self, change):
+        """Make a prepared change permanent. Cannot fail half-way: the new state is assigned
+        block by block from arrays computed in :meth:`prepare_change`, and folding a pending
+        term into the base leaves each block's matrix unchanged."""
+        self._check_fitted()
+        if len(change.blocks) != len(self.blocks_):
+            raise ValueError("This change was prepared for another BlockFisherInverse.")
+        for blk, (V, s, Z, cap) in zip(self.blocks_, change.blocks):
+            blk.V, blk.signs = V, s
+            if blk.inverse is not None:
+                blk.Z, blk.capacitance = Z, cap
+        self.n_samples_ = change.n_samples
+        for blk in self.blocks_:
+            if blk.rank > self.max_pending_rank:
+                self._fold(blk)
+        return self
+
+    def downdate(self, factors):
+        """Remove samples: ``M ← M − Σ u uᵀ``, ``m ← m − k``. Returns self."""
+        return self.apply(self.prepare_change(factors, sign=-1))
+
+    def update(self, factors):
+        """Add samples: ``M ← M + Σ u uᵀ``, ``m ← m + k``. Returns self."""
+        return self.apply(self.prepare_change(factors, sign=+1))
+
+    def _fold(self, blk):
+        if blk.inverse is not None:
+            # M⁻¹ = M₀⁻¹ − Z·cap⁻¹·Zᵀ, written into a new array so that a failure (memory)
+            # leaves the block as it was.
+            coeffs = linalg.solve(blk.capacitance, blk.Z.T, assume_a="sym", check_finite=False)
+            inverse = blas_gemm_update(
+                blk.inverse.copy(), blk.Z.astype(blk.dtype), coeffs.astype(blk.dtype)
+            )
+            blk.inverse = (inverse + inverse.T) / 2
+            blk.Z, blk.capacitance = None, None
+        else:
+            Q = blk.eigvecs.astype(np.float64)
+            M = (Q * blk.eigvals) @ Q.T + (blk.V * blk.signs) @ blk.V.T
+            eigvals, eigvecs = linalg.eigh(M, overwrite_a=True, check_finite=False)
+            blk.eigvecs, blk.eigvals = eigvecs.astype(blk.dtype), np.maximum(eigvals, 0.0)
+        blk.V = np.zeros((blk.size, 0))
+        blk.signs = np.zeros(0)
+
+    # ------------------------------------------------------------------ dense views
+    def to_dense(self):
+        """Return the dense matrices ``B_b`` (for checks; ``O(d³)`` for damped blocks)."""
+        return [np.linalg.inv(Binv) for Binv in self.inverse_dense()]
+
+    def inverse_dense(self):
+        """Return the dense inverses ``B_b⁻¹`` (``d`` solves per block; for checks)."""
+        self._check_fitted()
+        return self.solve([np.eye(blk.size) for blk in self.blocks_])
+
+
+def _symmetric_from_upper(A):
+    upper = np.triu(A)
+    return np.ascontiguousarray(upper + np.triu(A, 1).T)
+
+
+def _as_block_list(value, sizes):
+    value = value if isinstance(value, (list, tuple)) else [value] * len(sizes)
+    if len(value) != len(sizes):
+        raise ValueError(f"Expected {len(sizes)} penalty vectors, got {len(value)}.")
+    return value

@@ -1,0 +1,201 @@
+"""Building curvature blocks: weighted Gram matrices and the Sherman-Morrison recurrence.
+
+Every routine here works on whole row chunks with BLAS-3 calls (``?syrk``, ``?gemm``,
+``?potrf``); none loops over samples in Python except :func:`sherman_morrison_inverse`
+with ``chunk_size=1``, which is the paper's literal recurrence kept as a reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import linalg
+from scipy.linalg import blas
+
+__all__ = [
+    "batch_average",
+    "sherman_morrison_inverse",
+    "weighted_gram",
+]
+
+_DEFAULT_CHUNK_ROWS = 2048
+
+
+def _syrk(dtype):
+    return blas.dsyrk if np.dtype(dtype) == np.float64 else blas.ssyrk
+
+
+def _symmetrize_upper(gram):
+    """Copy the upper triangle written by ``?syrk`` into the lower one, in place."""
+    lower = np.tril_indices_from(gram, k=-1)
+    gram[lower] = gram.T[lower]
+    return gram
+
+
+def weighted_gram(X, weights=None, *, fit_intercept=False, dtype=np.float64, chunk_rows=None):
+    """Return ``X̃ᵀ diag(weights) X̃`` with ``X̃ = [X, 1]`` if ``fit_intercept``.
+
+    Dense input is processed in row chunks, each scaled by ``sqrt(weights)`` and added
+    with one ``?syrk`` call, so memory is ``O(chunk_rows * d + d²)`` whatever ``n``.
+    Sparse input uses a sparse product, which is cheaper when rows are sparse.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Design matrix.
+    weights : ndarray of shape (n_samples,), default=None
+        Non-negative sample weights; ``None`` means all ones.
+    fit_intercept : bool, default=False
+        Whether to append a column of ones (the intercept's feature).
+    dtype : {np.float64, np.float32}, default=np.float64
+        Precision of the accumulation and of the result.
+    chunk_rows : int, default=None
+        Rows per BLAS call (2048 if None).
+
+    Returns
+    -------
+    gram : ndarray of shape (d, d)
+        ``d = n_features + fit_intercept``; symmetric, C-contiguous.
+    """
+    dtype = np.dtype(dtype)
+    n, p = X.shape
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},), got {weights.shape}.")
+        if np.any(weights < 0) or not np.all(np.isfinite(weights)):
+            raise ValueError("weights must be finite and non-negative.")
+    d = p + int(fit_intercept)
+    if sp.issparse(X):
+        Xw = X if weights is None else sp.csr_matrix(X.multiply(weights[:, None]))
+        gram = np.zeros((d, d), dtype=np.float64)
+        gram[:p, :p] = (X.T @ Xw).toarray()
+        if fit_intercept:
+            column = np.asarray(Xw.sum(axis=0)).ravel()
+            gram[:p, p] = column
+            gram[p, :p] = column
+            gram[p, p] = n if weights is None else weights.sum()
+        return np.ascontiguousarray(gram, dtype=dtype)
+
+    syrk = _syrk(dtype)
+    chunk_rows = chunk_rows or _DEFAULT_CHUNK_ROWS
+    # syrk with trans=1 reads the chunk as its transpose; Fortran order avoids a copy.
+    gram = np.zeros((d, d), dtype=dtype, order="F")
+    block = np.empty((min(chunk_rows, max(n, 1)), d), dtype=dtype, order="F")
+    for start in range(0, n, chunk_rows):
+        stop = min(start + chunk_rows, n)
+        rows = block[: stop - start]
+        rows[:, :p] = X[start:stop]
+        if fit_intercept:
+            rows[:, p] = 1.0
+        if weights is not None:
+            rows *= np.sqrt(weights[start:stop], dtype=np.float64).astype(dtype)[:, None]
+        gram = syrk(1.0, rows, beta=1.0, c=gram, trans=1, lower=0, overwrite_c=1)
+    return np.ascontiguousarray(_symmetrize_upper(gram))
+
+
+def batch_average(factors, batch_size):
+    """Average consecutive groups of ``batch_size`` rows (the last group may be smaller).
+
+    The paper (section 4) builds the empirical Fisher from gradients averaged over
+    mini-batches of 10; each average then counts as one term of the Fisher sum.
+
+    Parameters
+    ----------
+    factors : ndarray of shape (n, d)
+        Per-sample gradients.
+    batch_size : int
+        Number of consecutive rows averaged together.
+
+    Returns
+    -------
+    averaged : ndarray of shape (ceil(n / batch_size), d)
+    """
+    factors = np.asarray(factors)
+    if batch_size == 1:
+        return factors
+    n = factors.shape[0]
+    starts = np.arange(0, n, batch_size)
+    sums = np.add.reduceat(factors, starts, axis=0)
+    counts = np.diff(np.append(starts, n))
+    return sums / counts[:, None].astype(sums.dtype)
+
+
+def sherman_morrison_inverse(
+    factors,
+    *,
+    damping,
+    penalty=None,
+    n_terms=None,
+    batch_size=1,
+    chunk_size=256,
+    dtype=np.float64,
+):
+    """Inverse of ``(1/N)·(Σ_j u_j u_jᵀ + diag(penalty)) + damping·I`` by the recurrence of Eq. 3.
+
+    Starting from the inverse of ``diag(penalty)/N + damping·I``, the terms ``u_j`` are
+    added ``chunk_size`` at a time with the Woodbury identity::
+
+        F⁻¹ ← F⁻¹ − F⁻¹U (N·I + UᵀF⁻¹U)⁻¹ UᵀF⁻¹
+
+    which equals ``chunk_size`` successive rank-1 Sherman-Morrison steps of the paper's
+    Eq. 3 in exact arithmetic, at BLAS-3 speed. ``chunk_size=1`` runs the published
+    rank-1 recurrence literally, one vector at a time.
+
+    Parameters
+    ----------
+    factors : ndarray of shape (n, d)
+        Per-sample vectors (gradients ``∇ℓ_i`` for the empirical Fisher).
+    damping : float
+        The paper's λ; with ``penalty`` it must make the starting matrix invertible.
+    penalty : ndarray of shape (d,), default=None
+        Diagonal of the penalty's Hessian ``P`` (zeros if None).
+    n_terms : int, default=None
+        Normalization ``N``; defaults to the number of (batch-averaged) rows.
+    batch_size : int, default=1
+        Average consecutive rows in groups of this size first (:func:`batch_average`).
+    chunk_size : int, default=256
+        Rank of each Woodbury update.
+    dtype : {np.float64, np.float32}, default=np.float64
+
+    Returns
+    -------
+    inverse : ndarray of shape (d, d)
+    """
+    dtype = np.dtype(dtype)
+    U = batch_average(np.asarray(factors, dtype=np.float64), batch_size).astype(dtype, copy=False)
+    n, d = U.shape
+    N = float(n if n_terms is None else n_terms)
+    start = np.full(d, float(damping)) if penalty is None else np.asarray(penalty) / N + damping
+    if np.any(start <= 0):
+        raise ValueError(
+            "The Sherman-Morrison recurrence starts from diag(penalty)/N + damping·I, which "
+            "must be positive definite: use damping > 0 or penalize every coordinate."
+        )
+    inverse = np.diag(1.0 / start).astype(dtype)
+    if chunk_size == 1:
+        for u in U:
+            v = inverse @ u
+            inverse -= np.outer(v, v) / (N + u @ v)
+        return inverse
+    for begin in range(0, n, chunk_size):
+        chunk = U[begin : begin + chunk_size].T  # (d, c)
+        projected = inverse @ chunk  # F⁻¹U
+        capacitance = chunk.T @ projected
+        capacitance.flat[:: capacitance.shape[0] + 1] += N
+        # The capacitance is SPD (N·I plus a Gram in the F⁻¹ metric): Cholesky is safe.
+        factor = linalg.cho_factor(capacitance, lower=True, check_finite=False)
+        correction = linalg.cho_solve(factor, projected.T, check_finite=False)
+        inverse = blas_gemm_update(inverse, projected, correction)
+    return (inverse + inverse.T) / 2
+
+
+def blas_gemm_update(target, left, right, alpha=-1.0):
+    """Return ``target + alpha·left @ right`` computed in place by one ``?gemm`` call."""
+    gemm = blas.dgemm if target.dtype == np.float64 else blas.sgemm
+    if not target.flags.f_contiguous:
+        # gemm writes in place only into Fortran arrays: update the (Fortran) transpose view
+        # with the transposed product instead.
+        result = gemm(alpha, right.T, left.T, beta=1.0, c=target.T, overwrite_c=1)
+        return result.T
+    return gemm(alpha, left, right, beta=1.0, c=target, overwrite_c=1)
