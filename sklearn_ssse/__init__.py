@@ -1,0 +1,21 @@
+"""sklearn_ssse: erase training samples from fitted scikit-learn models in one step.
+
+The estimators fit like scikit-learn's linear models and gain ``forget(X_removed,
+y_removed)``, a closed-form Newton/SSSE step (Peste, Alistarh & Lampert, 2021) on a stored
+block curvature that needs no access to the training set.
+"""
+
+from ._base import ForgetStep
+from .curvature import BlockFisherInverse, CurvatureError
+from .linear_model import UnlearnableLogisticRegression, UnlearnableRidge
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlockFisherInverse",
+    "CurvatureError",
+    "ForgetStep",
+    "UnlearnableLogisticRegression",
+    "UnlearnableRidge",
+    "__version__",
+]

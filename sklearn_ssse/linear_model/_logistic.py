@@ -1,0 +1,314 @@
+"""L2-regularized logistic regression (binary, one-vs-rest multiclass, multi-label) that can
+forget training samples."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._base import UnlearnableLinearMixin
+from .._loss import LogisticLoss
+
+__all__ = ["UnlearnableLogisticRegression"]
+
+
+def _fit_one_label(X, y, *, C, fit_intercept, solver, tol, max_iter):
+    model = LogisticRegression(
+        C=C, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
+    )
+    model.fit(X, y)
+    intercept = model.intercept_[0] if fit_intercept else 0.0
+    return model.coef_[0], intercept
+
+
+class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, BaseEstimator):
+    """L2 logistic regression that can erase training samples with :meth:`forget`.
+
+    Fits exactly scikit-learn's :class:`~sklearn.linear_model.LogisticRegression`
+    objective ``C·Σ_i ℓ_i + ½‖w‖²`` (intercept not penalized), one binary problem per
+    label: a binary target gives one, a multiclass target one per class (one-vs-rest), a
+    multi-label indicator matrix one per column. Each problem keeps one curvature block.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse regularization strength, as in scikit-learn.
+    fit_intercept : bool, default=True
+        Fit an unpenalized intercept per label.
+    curvature : {"hessian", "empirical_fisher"}, default="hessian"
+        Curvature of the erasure step: the Hessian ``∇²ℓ_i`` (a Newton step) or the
+        empirical Fisher ``∇ℓ_i∇ℓ_iᵀ`` (the SSSE paper).
+    leave_out : bool, default=True
+        Sum the curvature over the retained samples ``D∖S`` (normalized by ``n−k``), as in
+        the Newton step; ``False`` uses all of ``D`` (normalized by ``n``), as in the paper.
+    damping : float, default=0.0
+        ``λ`` added to the mean-normalized curvature. ``0`` keeps the step exact for the
+        Hessian; the paper used ``λ = 1e-4`` with the empirical Fisher. With ``damping > 0``
+        the blocks are stored as eigendecompositions so that the leave-out matrix stays
+        exact; each forget then costs two passes over the blocks instead of one.
+    eps : float, default=1.0
+        Default scale ``ε`` of the step (the paper's Eq. 4).
+    solver : {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}, default="lbfgs"
+        scikit-learn solver for each label's fit.
+    tol : float, default=1e-6
+        Solver tolerance. The erasure step assumes the fitted parameters are optimal, so it
+        is tighter than scikit-learn's default.
+    max_iter : int, default=1000
+        Maximum solver iterations per label.
+    check_membership : bool, default=True
+        Refuse to forget samples that do not match a training sample still in the model.
+    curvature_dtype : {"float64", "float32"}, default="float64"
+        Storage precision of the curvature blocks.
+    n_jobs : int, default=None
+        Labels fitted and blocks built in parallel (joblib, threads by default).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,) or list of ndarray
+        Class labels; for multi-label targets, one ``[0, 1]`` array per label.
+    coef_ : ndarray of shape (1, n_features) or (n_labels, n_features)
+    intercept_ : ndarray of shape (1,) or (n_labels,)
+    curvature_ : BlockFisherInverse
+        One block per label over ``[coef, intercept]``.
+    n_samples_ : int
+        Training samples still in the model.
+    n_forgotten_ : int
+        Samples erased so far.
+    fingerprints_ : FingerprintMultiset
+        Digests of the samples still in the model (not the data).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    See Also
+    --------
+    UnlearnableRidge : The same for ridge regression, where the Newton step is exact.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.preprocessing import scale
+    >>> from sklearn_ssse import UnlearnableLogisticRegression
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = scale(X)
+    >>> model = UnlearnableLogisticRegression(C=0.1).fit(X, y)
+    >>> model.forget(X[:5], y[:5]).n_samples_
+    564
+    """
+
+    _parameter_constraints: dict = {
+        **UnlearnableLinearMixin._common_parameter_constraints,
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "solver": [StrOptions({"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"})],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    _loss = LogisticLoss
+
+    def __init__(
+        self,
+        C=1.0,
+        *,
+        fit_intercept=True,
+        curvature="hessian",
+        leave_out=True,
+        damping=0.0,
+        eps=1.0,
+        solver="lbfgs",
+        tol=1e-6,
+        max_iter=1000,
+        check_membership=True,
+        curvature_dtype="float64",
+        n_jobs=None,
+    ):
+        self.C = C
+        self.fit_intercept = fit_intercept
+        self.curvature = curvature
+        self.leave_out = leave_out
+        self.damping = damping
+        self.eps = eps
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.check_membership = check_membership
+        self.curvature_dtype = curvature_dtype
+        self.n_jobs = n_jobs
+
+    def _penalty_strength(self):
+        return 1.0 / self.C
+
+    def _encode_fit_targets(self, y):
+        check_classification_targets(y)
+        target_type = type_of_target(y, input_name="y")
+        if target_type == "multilabel-indicator":
+            Y = np.asarray(y.toarray() if hasattr(y, "toarray") else y)
+            self._target_type = "multilabel"
+            self.classes_ = [np.array([0, 1]) for _ in range(Y.shape[1])]
+            constant = np.flatnonzero((Y.min(axis=0) == Y.max(axis=0)))
+            if len(constant):
+                raise ValueError(
+                    f"Labels {constant.tolist()} have a single class in the training data; "
+                    "a logistic model needs both classes for every label."
+                )
+            return Y.astype(np.float64)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "This solver needs samples of at least 2 classes in the data, but the data "
+                f"contains only one class: {self.classes_[0]!r}."
+            )
+        if len(self.classes_) == 2:
+            self._target_type = "binary"
+            return (y == self.classes_[1]).astype(np.float64)[:, None]
+        self._target_type = "multiclass"
+        return (y[:, None] == self.classes_[None, :]).astype(np.float64)
+
+    def _encode_removed_targets(self, y):
+        if self._target_type == "multilabel":
+            Y = np.asarray(y.toarray() if hasattr(y, "toarray") else y)
+            if Y.ndim == 1 and len(self.classes_) == Y.shape[0]:
+                Y = Y[None, :]
+            if Y.ndim != 2 or Y.shape[1] != len(self.classes_):
+                raise ValueError(
+                    f"y_removed must be a label indicator matrix with {len(self.classes_)} "
+                    f"columns, got shape {Y.shape}."
+                )
+            if not np.isin(Y, (0, 1)).all():
+                raise ValueError("y_removed must contain only 0 and 1 for multi-label targets.")
+            return Y.astype(np.float64)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"y_removed must be 1-D for this model, got shape {y.shape}.")
+        if y.dtype.kind in "OUS" and self.classes_.dtype.kind not in "OUS":
+            raise ValueError(f"y_removed has labels {np.unique(y)[:5]!r} unseen in training.")
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y_removed contains labels not seen in training: {unknown.tolist()[:10]}; "
+                f"the classes are {self.classes_.tolist()}."
+            )
+        if self._target_type == "binary":
+            return (y == self.classes_[1]).astype(np.float64)[:, None]
+        return (y[:, None] == self.classes_[None, :]).astype(np.float64)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit one L2 logistic regression per label and build the curvature blocks.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a binary indicator matrix for multi-label problems.
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True,
+            y_numeric=False,
+        )
+        Y = self._encode_fit_targets(y)
+        fit_label = delayed(_fit_one_label)
+        options = dict(
+            C=self.C,
+            fit_intercept=self.fit_intercept,
+            solver=self.solver,
+            tol=self.tol,
+            max_iter=self.max_iter,
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                fit_label(X, Y[:, column], **options) for column in range(Y.shape[1])
+            )
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            warnings.warn(
+                "A label's solver did not converge; the erasure step assumes an optimal "
+                "model. Increase max_iter or scale the features.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.coef_ = np.vstack([coef for coef, _ in results])
+        self.intercept_ = np.array([intercept for _, intercept in results], dtype=np.float64)
+        return self._finish_fit(X, Y)
+
+    def decision_function(self, X):
+        """Raw scores ``Xw + b``: shape (n,) for binary, (n, n_labels) otherwise.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=np.float64)
+        scores = np.asarray(X @ self.coef_.T) + self.intercept_
+        return scores[:, 0] if self._target_type == "binary" else scores
+
+    def predict_proba(self, X):
+        """Probabilities: (n, 2) for binary, normalized one-vs-rest (n, n_classes) for
+        multiclass, and each label's positive-class probability (n, n_labels) for
+        multi-label.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray
+        """
+        scores = self.decision_function(X)
+        positive = 1.0 / (1.0 + np.exp(-scores))
+        if self._target_type == "binary":
+            return np.column_stack([1 - positive, positive])
+        if self._target_type == "multiclass":
+            return positive / positive.sum(axis=1, keepdims=True)
+        return positive
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Predicted class labels, or the (n, n_labels) 0/1 matrix for multi-label.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray
+        """
+        scores = self.decision_function(X)
+        if self._target_type == "binary":
+            return self.classes_[(scores > 0).astype(int)]
+        if self._target_type == "multiclass":
+            return self.classes_[np.argmax(scores, axis=1)]
+        return (scores > 0).astype(int)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
+        return tags

@@ -1,0 +1,176 @@
+"""Ridge regression that can forget training samples exactly."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from scipy import linalg
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._base import UnlearnableLinearMixin
+from .._loss import SquaredLoss, augment
+from ..curvature import CurvatureError, weighted_gram
+
+__all__ = ["UnlearnableRidge"]
+
+
+class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
+    """Ridge regression that can erase training samples with :meth:`forget`.
+
+    Minimizes scikit-learn's :class:`~sklearn.linear_model.Ridge` objective
+    ``‖y − Xw − b‖² + α‖w‖²`` (intercept not penalized) by a Cholesky solve of the normal
+    equations, whose matrix ``X̃ᵀX̃ + αI`` is also the stored curvature. Because the loss is
+    quadratic, ``forget`` with the default ``curvature="hessian"`` and ``leave_out=True``
+    equals refitting on the remaining samples, to round-off.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        L2 regularization strength, as in scikit-learn (``C = 1/alpha``).
+    fit_intercept : bool, default=True
+    curvature : {"hessian", "empirical_fisher"}, default="hessian"
+        ``"hessian"`` shares one block ``X̃ᵀX̃ + αI`` between all outputs and makes the step
+        exact; ``"empirical_fisher"`` keeps one block ``Σ r_i² x̃x̃ᵀ + αI`` per output.
+    leave_out : bool, default=True
+        Curvature over ``D∖S`` (exact) or over ``D`` (the paper's approximation).
+    damping : float, default=0.0
+        ``λ`` added to the mean-normalized curvature.
+    eps : float, default=1.0
+        Default scale ``ε`` of the step.
+    check_membership : bool, default=True
+        Refuse to forget samples that do not match a training sample still in the model.
+    curvature_dtype : {"float64", "float32"}, default="float64"
+    n_jobs : int, default=None
+        Parallel block building (joblib).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
+    intercept_ : float or ndarray of shape (n_targets,)
+    curvature_ : BlockFisherInverse
+    n_samples_ : int
+    n_forgotten_ : int
+    fingerprints_ : FingerprintMultiset
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.linear_model import Ridge
+    >>> import numpy as np
+    >>> from sklearn_ssse import UnlearnableRidge
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> erased = UnlearnableRidge(alpha=0.1).fit(X, y).forget(X[:10], y[:10])
+    >>> refit = Ridge(alpha=0.1).fit(X[10:], y[10:])
+    >>> bool(np.allclose(erased.coef_, refit.coef_, rtol=1e-8))
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **UnlearnableLinearMixin._common_parameter_constraints,
+        "alpha": [Interval(Real, 0, None, closed="left")],
+    }
+
+    _loss = SquaredLoss
+
+    def __init__(
+        self,
+        alpha=1.0,
+        *,
+        fit_intercept=True,
+        curvature="hessian",
+        leave_out=True,
+        damping=0.0,
+        eps=1.0,
+        check_membership=True,
+        curvature_dtype="float64",
+        n_jobs=None,
+    ):
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.curvature = curvature
+        self.leave_out = leave_out
+        self.damping = damping
+        self.eps = eps
+        self.check_membership = check_membership
+        self.curvature_dtype = curvature_dtype
+        self.n_jobs = n_jobs
+
+    def _penalty_strength(self):
+        return float(self.alpha)
+
+    def _encode_fit_targets(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        self._target_1d = y.ndim == 1
+        return y.reshape(y.shape[0], -1)
+
+    def _encode_removed_targets(self, y):
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"y_removed must be numeric, got dtype {y.dtype}.")
+        y = y.astype(np.float64)
+        n_targets = 1 if self._target_1d else self.coef_.shape[0]
+        if self._target_1d and y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        expected_ndim = 1 if self._target_1d else 2
+        if y.ndim != expected_ndim or (y.ndim == 2 and y.shape[1] != n_targets):
+            shape = "(k,)" if self._target_1d else f"(k, {n_targets})"
+            raise ValueError(f"y_removed must have shape {shape}, got {y.shape}.")
+        return y.reshape(y.shape[0], -1)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit by a Cholesky solve of the normal equations and keep their factorization.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True, y_numeric=True
+        )
+        Y = self._encode_fit_targets(y)
+        gram = weighted_gram(X, None, fit_intercept=self.fit_intercept)
+        gram.flat[:: gram.shape[0] + 1] += self._penalty_vector()
+        rhs = np.asarray(augment(X, self.fit_intercept).T @ Y)
+        try:
+            factor = linalg.cho_factor(gram, lower=False, check_finite=False)
+        except linalg.LinAlgError as error:
+            raise CurvatureError(
+                "X̃ᵀX̃ + alpha·I is singular: use alpha > 0 or remove collinear features."
+            ) from error
+        theta = linalg.cho_solve(factor, rhs, check_finite=False).T
+        self.n_features_in_ = X.shape[1]
+        self.coef_, self.intercept_ = self._split_theta(theta)
+        shared = gram.astype(self.curvature_dtype) if self._shared_block else None
+        return self._finish_fit(X, Y, gram=shared)
+
+    def predict(self, X):
+        """Predicted targets, shape (n,) or (n, n_targets).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=np.float64)
+        return np.asarray(X @ np.asarray(self.coef_).T) + self.intercept_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
+        return tags
