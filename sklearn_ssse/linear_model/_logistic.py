@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._base import UnlearnableLinearMixin
 from .._loss import LogisticLoss
@@ -27,7 +27,7 @@ def _fit_one_label(X, y, *, C, fit_intercept, solver, tol, max_iter):
     )
     model.fit(X, y)
     intercept = model.intercept_[0] if fit_intercept else 0.0
-    return model.coef_[0], intercept
+    return model.coef_[0], intercept, int(model.n_iter_[0])
 
 
 class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, BaseEstimator):
@@ -83,6 +83,8 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         Training samples still in the model.
     n_forgotten_ : int
         Samples erased so far.
+    n_iter_ : ndarray of shape (n_labels,)
+        Solver iterations per label.
     fingerprints_ : FingerprintMultiset
         Digests of the samples still in the model (not the data).
     n_features_in_ : int
@@ -160,9 +162,7 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
                     "a logistic model needs both classes for every label."
                 )
             return Y.astype(np.float64)
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
+        y = column_or_1d(y, warn=True)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -244,8 +244,9 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.coef_ = np.vstack([coef for coef, _ in results])
-        self.intercept_ = np.array([intercept for _, intercept in results], dtype=np.float64)
+        self.coef_ = np.vstack([coef for coef, _, _ in results])
+        self.intercept_ = np.array([intercept for _, intercept, _ in results], dtype=np.float64)
+        self.n_iter_ = np.array([n_iter for _, _, n_iter in results], dtype=np.int32)
         return self._finish_fit(X, Y)
 
     def decision_function(self, X):

@@ -1,0 +1,19 @@
+"""scikit-learn's estimator checks over every public estimator, with no expected failures."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_ssse import UnlearnableLogisticRegression, UnlearnableRidge
+
+
+def _public_estimators():
+    return [
+        UnlearnableLogisticRegression(),
+        UnlearnableLogisticRegression(curvature="empirical_fisher", leave_out=False, damping=1e-4),
+        UnlearnableRidge(),
+        UnlearnableRidge(curvature="empirical_fisher", damping=1e-3),
+    ]
+
+
+@parametrize_with_checks(_public_estimators())
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
