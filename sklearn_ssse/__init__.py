@@ -6,6 +6,7 @@ block curvature that needs no access to the training set.
 """
 
 from ._base import ForgetStep
+from ._pipeline import forget
 from .curvature import BlockFisherInverse, CurvatureError
 from .linear_model import UnlearnableLogisticRegression, UnlearnableRidge
 
@@ -18,4 +19,5 @@ __all__ = [
     "UnlearnableLogisticRegression",
     "UnlearnableRidge",
     "__version__",
+    "forget",
 ]

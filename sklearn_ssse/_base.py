@@ -97,10 +97,13 @@ class UnlearnableLinearMixin:
         """Inverse of :meth:`_get_theta`, shaped like the public attributes."""
         n_features = self.n_features_in_
         coef = theta[:, :n_features]
-        intercept = theta[:, n_features] if self.fit_intercept else np.zeros(theta.shape[0])
         if getattr(self, "_target_1d", False):
-            return coef[0].copy(), float(intercept[0])
-        return coef.copy(), np.array(intercept, dtype=np.float64)
+            return coef[0].copy(), float(theta[0, n_features]) if self.fit_intercept else 0.0
+        if not self.fit_intercept:
+            # scikit-learn's conventions: Ridge keeps a scalar 0.0, classifiers a zero vector.
+            return coef.copy(), (0.0 if self._loss.name == "squared_error" else
+                                 np.zeros(theta.shape[0]))
+        return coef.copy(), np.array(theta[:, n_features], dtype=np.float64)
 
     def _raw(self, X, theta):
         Xt = augment(X, self.fit_intercept)

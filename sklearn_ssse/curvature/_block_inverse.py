@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy import linalg
 
-from ._build import blas_gemm_update, sherman_morrison_inverse, weighted_gram
+from ._build import _symmetrize_upper, blas_gemm_update, sherman_morrison_inverse, weighted_gram
 
 __all__ = ["BlockFisherInverse", "CurvatureError"]
 
@@ -234,9 +234,10 @@ class BlockFisherInverse:
 
         Parameters
         ----------
-        grams : sequence of ndarray of shape (d_b, d_b)
+        grams : iterable of ndarray of shape (d_b, d_b)
             Symmetric positive semi-definite matrices (definite when ``damping == 0``).
-            They may be overwritten.
+            They may be overwritten. A generator is consumed one block at a time and each
+            block is factored in place, so peak memory is the stored blocks plus one.
         n_samples : int
             The number ``m`` of samples summed in each ``M_b``.
 
@@ -247,14 +248,22 @@ class BlockFisherInverse:
         dtype = self._check_params()
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
-        grams = list(grams)
-        for b, G in enumerate(grams):
+
+        def check_and_factor(b, G):
             if G.ndim != 2 or G.shape[0] != G.shape[1]:
                 raise ValueError(f"Block {b} is not a square matrix: shape {G.shape}.")
             if not np.all(np.isfinite(G)):
                 raise ValueError(f"Block {b} contains NaN or infinity.")
-        items = [(b, G) for b, G in enumerate(grams)]
-        self.blocks_ = self._parallel(lambda b, G: self._factor(b, G, dtype), items)
+            return self._factor(b, G, dtype)
+
+        if isinstance(grams, (list, tuple)) and self.n_jobs not in (None, 1):
+            blocks = self._parallel(check_and_factor, list(enumerate(grams)))
+        else:
+            # One block at a time: a generator's gram is released once it is factored.
+            blocks = [check_and_factor(b, G) for b, G in enumerate(grams)]
+        if not blocks:
+            raise ValueError("fit_gram needs at least one block.")
+        self.blocks_ = blocks
         self.n_samples_ = int(n_samples)
         return self
 
@@ -262,8 +271,11 @@ class BlockFisherInverse:
         G = np.asarray(G, dtype=dtype)
         d = G.shape[0]
         if self.damping == 0:
-            potrf, potri = linalg.get_lapack_funcs(("potrf", "potri"), (G,))
-            chol, info = potrf(G, lower=False, overwrite_a=False, clean=False)
+            # G is symmetric, so its Fortran-ordered view G.T is the same matrix: LAPACK then
+            # factors and inverts it in place (the caller's gram is overwritten, as documented).
+            A = G.T if G.flags.c_contiguous else np.asfortranarray(G)
+            potrf, potri = linalg.get_lapack_funcs(("potrf", "potri"), (A,))
+            chol, info = potrf(A, lower=False, overwrite_a=True, clean=False)
             if info != 0:
                 raise CurvatureError(
                     f"Curvature block {b} is not positive definite (Cholesky failed at "
@@ -272,7 +284,8 @@ class BlockFisherInverse:
             inverse, info = potri(chol, lower=False, overwrite_c=True)
             if info != 0:
                 raise CurvatureError(f"Curvature block {b} is singular.")
-            return _Block(size=d, inverse=_symmetric_from_upper(inverse))
+            inverse = _symmetrize_upper(inverse)
+            return _Block(size=d, inverse=inverse.T if inverse.flags.f_contiguous else inverse)
         eigvals, eigvecs = linalg.eigh(G, overwrite_a=True, check_finite=False)
         if eigvals[0] < -1e-8 * max(eigvals[-1], 1.0):
             raise CurvatureError(

@@ -25,10 +25,17 @@ def _syrk(dtype):
     return blas.dsyrk if np.dtype(dtype) == np.float64 else blas.ssyrk
 
 
-def _symmetrize_upper(gram):
-    """Copy the upper triangle written by ``?syrk`` into the lower one, in place."""
-    lower = np.tril_indices_from(gram, k=-1)
-    gram[lower] = gram.T[lower]
+def _symmetrize_upper(gram, strip=256):
+    """Copy the upper triangle written by ``?syrk`` into the lower one, in place.
+
+    Works in column strips so that the temporaries are ``O(strip·d)``, not ``O(d²)``."""
+    d = gram.shape[0]
+    for start in range(0, d, strip):
+        stop = min(start + strip, d)
+        diagonal = gram[start:stop, start:stop]
+        diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
+        if stop < d:
+            gram[stop:, start:stop] = gram[start:stop, stop:].T
     return gram
 
 
@@ -69,7 +76,9 @@ def weighted_gram(X, weights=None, *, fit_intercept=False, dtype=np.float64, chu
     if sp.issparse(X):
         Xw = X if weights is None else sp.csr_matrix(X.multiply(weights[:, None]))
         gram = np.zeros((d, d), dtype=np.float64)
-        gram[:p, :p] = (X.T @ Xw).toarray()
+        product = (X.T @ Xw).toarray()
+        # The sparse product sums in a different order for (i, j) and (j, i).
+        gram[:p, :p] = (product + product.T) / 2
         if fit_intercept:
             column = np.asarray(Xw.sum(axis=0)).ravel()
             gram[:p, p] = column
@@ -91,7 +100,9 @@ def weighted_gram(X, weights=None, *, fit_intercept=False, dtype=np.float64, chu
         if weights is not None:
             rows *= np.sqrt(weights[start:stop], dtype=np.float64).astype(dtype)[:, None]
         gram = syrk(1.0, rows, beta=1.0, c=gram, trans=1, lower=0, overwrite_c=1)
-    return np.ascontiguousarray(_symmetrize_upper(gram))
+    # The Fortran-ordered result is symmetric: its transpose is the same matrix, C-ordered,
+    # without a copy.
+    return _symmetrize_upper(gram).T
 
 
 def batch_average(factors, batch_size):

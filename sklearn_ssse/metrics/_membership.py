@@ -20,7 +20,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
-from ._similarity import _check_n_features, _check_X_Y, _positive_columns, _resolve_targets
+from ._similarity import (
+    _check_n_features,
+    _check_X_Y,
+    _model_classes,
+    _positive_columns,
+    _resolve_targets,
+)
 
 __all__ = [
     "MembershipInferenceResult",
@@ -30,8 +36,8 @@ __all__ = [
 
 _FEATURES = ("loss", "entropy", "both")
 # Keeps log(0) out of the loss: a model that is certain and wrong gets a large but
-# finite loss (-log(1e-12) ~ 27.6).
-_EPS = 1e-12
+# finite loss (-log(2.2e-16) ~ 36), as in sklearn.metrics.log_loss.
+_EPS = np.finfo(np.float64).eps
 
 
 @dataclass
@@ -104,8 +110,9 @@ def _categorical_probabilities(model, X):
         # One-vs-rest probabilities need not sum to one; renormalize so that -log p_true
         # is a proper cross-entropy.
         total = proba.sum(axis=1, keepdims=True)
-        return np.divide(proba, total, out=np.full_like(proba, 1.0 / proba.shape[1]),
-                         where=total > 0)
+        return np.divide(
+            proba, total, out=np.full_like(proba, 1.0 / proba.shape[1]), where=total > 0
+        )
     if hasattr(model, "decision_function"):
         return softmax(np.asarray(model.decision_function(X), dtype=float), axis=1)
     raise TypeError("model must implement predict_proba or decision_function.")
@@ -115,7 +122,7 @@ def _attack_features(model, X, Y, feature, y_name):
     """Per-sample loss and/or prediction entropy of ``model``; shape (n_samples, k)."""
     problem, labels, indicator = _resolve_targets(model, Y, y_name=y_name, strict=False)
     if problem == "multiclass":
-        proba = np.clip(_categorical_probabilities(model, X), _EPS, 1.0)
+        proba = np.clip(_categorical_probabilities(model, X), _EPS, 1.0 - _EPS)
         if proba.shape != indicator.shape:
             raise ValueError(
                 f"model returned probabilities of shape {proba.shape}, expected "
@@ -129,15 +136,23 @@ def _attack_features(model, X, Y, feature, y_name):
         proba = np.clip(_bernoulli_probabilities(model, X, problem), _EPS, 1.0 - _EPS)
         if proba.shape != indicator.shape:
             raise ValueError(
-                f"model returned probabilities of shape {proba.shape}, expected "
-                f"{indicator.shape}."
+                f"model returned probabilities of shape {proba.shape}, expected {indicator.shape}."
             )
         log_p, log_q = np.log(proba), np.log1p(-proba)
         # Binary cross-entropy summed over labels (a single label in the binary case).
         loss = -np.where(indicator, log_p, log_q).sum(axis=1)
+        classes = _model_classes(model)
+        if problem == "binary" and classes is not None:
+            # The indicator reads a label the model never saw as the negative class; like
+            # in the multiclass case its true-class probability is 0 instead.
+            loss[~np.isin(Y, classes)] = -np.log(_EPS)
         entropy = -(proba * log_p + (1.0 - proba) * log_q).sum(axis=1)
     columns = {"loss": [loss], "entropy": [entropy], "both": [loss, entropy]}[feature]
-    return np.column_stack(columns)
+    # Both statistics are positive and, for members of an overfit model, spread over many
+    # orders of magnitude near zero; on the raw scale a linear attack cannot tell 1e-9
+    # from 1e-4 once standardized next to losses of order 10. The log is monotone, so a
+    # threshold on it is still a loss-threshold attack.
+    return np.log(np.column_stack(columns) + _EPS)
 
 
 def _attack_scores(attack, F):

@@ -147,8 +147,7 @@ def _ranking_scores(model, X, problem, labels, name):
             classes = np.array([0, labels[0]])
         if per_class.shape[1] != classes.size:
             raise ValueError(
-                f"{name} returned {per_class.shape[1]} score columns for "
-                f"{classes.size} classes."
+                f"{name} returned {per_class.shape[1]} score columns for {classes.size} classes."
             )
         scores = np.zeros((n_samples, n_labels))
         for j, label in enumerate(labels):

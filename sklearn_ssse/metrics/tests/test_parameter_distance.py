@@ -19,9 +19,7 @@ from ._helpers import (
 )
 
 
-@pytest.mark.parametrize(
-    "make_problem", [binary_problem, multiclass_problem, multilabel_problem]
-)
+@pytest.mark.parametrize("make_problem", [binary_problem, multiclass_problem, multilabel_problem])
 @pytest.mark.parametrize("t", [0.0, 0.3, 1.0, 1.7])
 def test_blend_distance_is_one_minus_t(make_problem, t):
     p = make_problem()

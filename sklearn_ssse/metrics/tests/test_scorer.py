@@ -11,20 +11,22 @@ from ._helpers import blend, multilabel_problem
 
 
 class ShiftedModel(ClassifierMixin, BaseEstimator):
-    """Wraps a fitted linear model and moves its parameters by ``shift`` towards a target.
+    """Linear model whose parameters are ``params + shift * step``.
 
-    ``shift=0`` is the wrapped model, ``shift=1`` is ``target``. Fitting ignores the
-    data, as an erasure update applied to an already fitted model would. Both models
-    are held in a tuple, since ``clone`` would reset a fitted estimator parameter.
+    Stands in for an erasure update applied to an already fitted model: fitting ignores
+    the data. Parameters are passed as arrays because ``clone`` would reset a fitted
+    estimator given as a parameter.
     """
 
-    def __init__(self, models=None, shift=0.0):
-        self.models = models
+    def __init__(self, params=None, step=None, shift=0.0):
+        self.params = params
+        self.step = step
         self.shift = shift
 
     def fit(self, X, y):
-        fitted = blend(*self.models, self.shift)
-        self.coef_, self.intercept_ = fitted.coef_, fitted.intercept_
+        (coef, intercept), (d_coef, d_intercept) = self.params, self.step
+        self.coef_ = coef + self.shift * d_coef
+        self.intercept_ = intercept + self.shift * d_intercept
         return self
 
     def decision_function(self, X):
@@ -45,11 +47,21 @@ def test_scorer_equals_similarity_ratio():
     assert restored(erased, p.X_removed, p.Y_removed) == expected
 
 
+def _shifted_model(p, shift=0.0):
+    """Model moving from the original (shift=0) to the retrained one (shift=1)."""
+    o, r = p.original, p.retrained
+    return ShiftedModel(
+        params=(o.coef_, o.intercept_),
+        step=(r.coef_ - o.coef_, r.intercept_ - o.intercept_),
+        shift=shift,
+    )
+
+
 def test_grid_search_selects_the_refit():
     p = multilabel_problem()
     idx = np.arange(len(p.X_removed))
     search = GridSearchCV(
-        ShiftedModel((p.original, p.retrained)),
+        _shifted_model(p),
         param_grid={"shift": [0.0, 0.5, 1.0]},
         scoring=make_similarity_scorer(p.original, p.retrained),
         cv=[(idx, idx)],
@@ -66,7 +78,7 @@ def test_cross_val_score():
     p = multilabel_problem()
     idx = np.arange(len(p.X_removed))
     scores = cross_val_score(
-        ShiftedModel((p.original, p.retrained), shift=0.5),
+        _shifted_model(p, shift=0.5),
         p.X_removed,
         p.Y_removed,
         scoring=make_similarity_scorer(p.original, p.retrained),

@@ -5,9 +5,9 @@ import pytest
 from scipy import sparse
 from sklearn.datasets import load_digits, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.multioutput import MultiOutputClassifier
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.metrics import roc_auc_score
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.multioutput import MultiOutputClassifier
 from sklearn.preprocessing import StandardScaler, label_binarize
 
 from sklearn_ssse.metrics import similarity_ratio
@@ -149,9 +149,7 @@ def test_degenerate_ratio_when_all_models_rank_alike():
     assert details["degenerate"]
 
 
-@pytest.mark.parametrize(
-    "make_problem", [binary_problem, multiclass_problem, multilabel_problem]
-)
+@pytest.mark.parametrize("make_problem", [binary_problem, multiclass_problem, multilabel_problem])
 def test_extremes(make_problem):
     p = make_problem()
     args = (p.X_removed, p.Y_removed)

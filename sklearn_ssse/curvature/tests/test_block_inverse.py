@@ -1,0 +1,199 @@
+"""BlockFisherInverse against dense ``numpy.linalg.inv`` of the same matrices."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sklearn_ssse.curvature import (
+    BlockFisherInverse,
+    CurvatureError,
+    batch_average,
+    sherman_morrison_inverse,
+    weighted_gram,
+)
+
+
+def _dense_B(U, penalty, damping, m=None):
+    m = U.shape[0] if m is None else m
+    return (U.T @ U + np.diag(penalty)) / m + damping * np.eye(U.shape[1])
+
+
+@st.composite
+def problems(draw, max_blocks=3):
+    n = draw(st.integers(8, 60))
+    d = draw(st.integers(1, 12))
+    n_blocks = draw(st.integers(1, max_blocks))
+    seed = draw(st.integers(0, 2**32 - 1))
+    damping = draw(st.sampled_from([0.0, 1e-3, 0.5]))
+    rng = np.random.default_rng(seed)
+    scales = rng.uniform(0.1, 3.0, size=n_blocks)
+    factors = [rng.normal(size=(n, d)) * s for s in scales]
+    penalty = np.r_[np.full(d - 1, rng.uniform(0.1, 2.0)), 0.0]
+    return factors, penalty, damping, rng
+
+
+def _rel(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems())
+def test_build_equals_dense_inverse(problem):
+    factors, penalty, damping, _ = problem
+    inv = BlockFisherInverse(damping=damping).fit(factors, penalty=penalty)
+    for U, got in zip(factors, inv.inverse_dense()):
+        expected = np.linalg.inv(_dense_B(U, penalty, damping))
+        assert _rel(got, expected) < 1e-8
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.integers(1, 9))
+def test_recurrence_equals_dense_inverse(problem, chunk_size):
+    factors, penalty, damping, _ = problem
+    penalty = penalty + 0.05  # the recurrence starts from diag(P)/n + λI: make it definite
+    inv = BlockFisherInverse(
+        damping=damping, method="sherman-morrison", chunk_size=chunk_size
+    ).fit(factors, penalty=penalty)
+    for U, got in zip(factors, inv.inverse_dense()):
+        assert _rel(got, np.linalg.inv(_dense_B(U, penalty, damping))) < 1e-8
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems(max_blocks=1), st.integers(2, 10))
+def test_minibatch_recurrence_equals_dense_inverse(problem, batch_size):
+    (U,), _, damping, _ = problem
+    damping = max(damping, 1e-2)
+    got = sherman_morrison_inverse(U, damping=damping, batch_size=batch_size, chunk_size=3)
+    # Independent: average each consecutive group with a Python loop, then invert densely.
+    groups = [U[i : i + batch_size].mean(axis=0) for i in range(0, len(U), batch_size)]
+    G = np.array(groups)
+    expected = np.linalg.inv(G.T @ G / len(G) + damping * np.eye(U.shape[1]))
+    assert _rel(got, expected) < 1e-8
+    inv = BlockFisherInverse(damping=damping, method="sherman-morrison", batch_size=batch_size)
+    inv.fit([U])
+    assert inv.n_samples_ == len(G)
+    assert _rel(inv.inverse_dense()[0], expected) < 1e-8
+
+
+def test_literal_rank_one_recurrence_matches_chunked():
+    rng = np.random.default_rng(0)
+    U = rng.normal(size=(300, 20))
+    literal = sherman_morrison_inverse(U, damping=1e-2, chunk_size=1)
+    chunked = sherman_morrison_inverse(U, damping=1e-2, chunk_size=64)
+    np.testing.assert_allclose(literal, chunked, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.integers(1, 6), st.integers(0, 6))
+def test_downdate_then_update_equal_dense_inverse(problem, k_remove, k_add):
+    factors, penalty, damping, rng = problem
+    n, d = factors[0].shape
+    k_remove = min(k_remove, n - d - 1)
+    if k_remove < 1:
+        return
+    inv = BlockFisherInverse(damping=damping, max_pending_rank=4).fit(factors, penalty=penalty)
+    removed = [U[:k_remove] for U in factors]
+    inv.downdate(removed)
+    assert inv.n_samples_ == n - k_remove
+    for U, got in zip(factors, inv.inverse_dense()):
+        expected = np.linalg.inv(_dense_B(U[k_remove:], penalty, damping))
+        assert _rel(got, expected) < 1e-7
+    added = [rng.normal(size=(k_add, d)) for _ in factors]
+    inv.update(added)
+    for U, A, got in zip(factors, added, inv.inverse_dense()):
+        expected = np.linalg.inv(_dense_B(np.vstack([U[k_remove:], A]), penalty, damping))
+        assert _rel(got, expected) < 1e-7
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems(), st.integers(1, 5), st.integers(1, 4))
+def test_solve_with_prepared_change_leaves_inverse_untouched(problem, k, n_rhs):
+    factors, penalty, damping, rng = problem
+    n, d = factors[0].shape
+    k = min(k, n - d - 1)
+    if k < 1:
+        return
+    inv = BlockFisherInverse(damping=damping).fit(factors, penalty=penalty)
+    before = inv.inverse_dense()
+    change = inv.prepare_change([U[:k] for U in factors])
+    R = rng.normal(size=(len(factors), d, n_rhs))
+    solved = inv.solve(R, change=change)
+    for U, Rb, got in zip(factors, R, solved):
+        expected = np.linalg.solve(_dense_B(U[k:], penalty, damping, m=n - k), Rb)
+        assert _rel(got, expected) < 1e-7
+    for a, b in zip(before, inv.inverse_dense()):
+        np.testing.assert_array_equal(a, b)
+    assert inv.n_samples_ == n
+
+
+def test_fold_preserves_matrix_and_clears_pending():
+    rng = np.random.default_rng(1)
+    U = rng.normal(size=(80, 6))
+    for damping in (0.0, 0.2):
+        inv = BlockFisherInverse(damping=damping, max_pending_rank=3).fit([U], penalty=np.ones(6))
+        inv.downdate([U[:2]])
+        assert inv.pending_rank_ == [2]
+        inv.downdate([U[2:4]])  # rank 4 > 3: folded into the base
+        assert inv.pending_rank_ == [0]
+        expected = np.linalg.inv(_dense_B(U[4:], np.ones(6), damping))
+        assert _rel(inv.inverse_dense()[0], expected) < 1e-10
+
+
+def test_sparse_and_dense_factors_agree():
+    rng = np.random.default_rng(2)
+    U = rng.normal(size=(50, 7)) * (rng.random((50, 7)) < 0.4)
+    dense = BlockFisherInverse().fit([U], penalty=np.ones(7))
+    sparse = BlockFisherInverse().fit([sp.csr_matrix(U)], penalty=np.ones(7))
+    np.testing.assert_allclose(dense.inverse_dense()[0], sparse.inverse_dense()[0], rtol=1e-12)
+    dense.downdate([U[:3]])
+    sparse.downdate([sp.csr_matrix(U[:3])])
+    np.testing.assert_allclose(dense.inverse_dense()[0], sparse.inverse_dense()[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_weighted_gram_matches_dense_formula(fit_intercept, sparse_input):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(301, 9)) * (rng.random((301, 9)) < 0.5)
+    w = rng.random(301)
+    Xt = np.hstack([X, np.ones((301, 1))]) if fit_intercept else X
+    expected = Xt.T @ (w[:, None] * Xt)
+    Xin = sp.csr_matrix(X) if sparse_input else X
+    got = weighted_gram(Xin, w, fit_intercept=fit_intercept, chunk_rows=64)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got, got.T)
+
+
+def test_float32_blocks_are_close_to_float64():
+    rng = np.random.default_rng(4)
+    U = rng.normal(size=(400, 30))
+    f64 = BlockFisherInverse().fit([U], penalty=np.ones(30))
+    f32 = BlockFisherInverse(dtype="float32").fit([U], penalty=np.ones(30))
+    assert f32.nbytes * 2 == f64.nbytes
+    r = rng.normal(size=(1, 30))
+    np.testing.assert_allclose(f32.solve(r), f64.solve(r), rtol=1e-4)
+
+
+def test_batch_average_keeps_last_partial_batch():
+    U = np.arange(14.0).reshape(7, 2)
+    np.testing.assert_allclose(batch_average(U, 3), [[2, 3], [8, 9], [12, 13]])
+
+
+def test_errors_are_clear():
+    rng = np.random.default_rng(5)
+    U = rng.normal(size=(10, 4))
+    with pytest.raises(CurvatureError, match="not positive definite"):
+        BlockFisherInverse().fit([U[:2]])  # rank 2 < 4 without penalty or damping
+    inv = BlockFisherInverse().fit([U], penalty=np.zeros(4))
+    with pytest.raises(CurvatureError, match="singular or indefinite"):
+        inv.prepare_change([U[:7]])  # 3 samples cannot determine 4 parameters
+    with pytest.raises(ValueError, match="would leave none"):
+        inv.prepare_change([U])
+    with pytest.raises(ValueError, match="damping"):
+        BlockFisherInverse(damping=-1).fit([U])
+    with pytest.raises(ValueError, match="positive definite"):
+        sherman_morrison_inverse(U, damping=0.0)
+    with pytest.raises(ValueError, match="rows"):
+        inv.solve([np.ones(3)])
