@@ -155,7 +155,7 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
             Y = np.asarray(y.toarray() if hasattr(y, "toarray") else y)
             self._target_type = "multilabel"
             self.classes_ = [np.array([0, 1]) for _ in range(Y.shape[1])]
-            constant = np.flatnonzero((Y.min(axis=0) == Y.max(axis=0)))
+            constant = np.flatnonzero(Y.min(axis=0) == Y.max(axis=0))
             if len(constant):
                 raise ValueError(
                     f"Labels {constant.tolist()} have a single class in the training data; "

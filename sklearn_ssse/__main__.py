@@ -1,0 +1,41 @@
+"""Command line: ``python -m sklearn_ssse demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m sklearn_ssse",
+        description="Erase training samples from fitted scikit-learn linear models (SSSE).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="fit on a Mulan multi-label set (bundled yeast by default), erase samples of a "
+        "rare label, compare with a refit",
+    )
+    demo.add_argument("--data", default=None, help="a Mulan ARFF file (default: bundled yeast)")
+    demo.add_argument("--C", type=float, default=1.0, help="inverse regularization strength")
+    demo.add_argument("--label", type=int, default=None, help="label to erase samples of")
+    demo.add_argument("--fraction", type=float, default=0.2, help="share of its samples erased")
+    demo.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_erasure_demo
+
+        run_erasure_demo(
+            data=args.data, C=args.C, label=args.label, fraction=args.fraction,
+            random_state=args.seed,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
