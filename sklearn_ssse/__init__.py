@@ -9,6 +9,7 @@ from ._base import ForgetStep
 from ._pipeline import forget
 from .curvature import BlockFisherInverse, CurvatureError
 from .linear_model import UnlearnableLogisticRegression, UnlearnableRidge
+from .model_selection import SampleEraser, similarity_ratio_path
 
 __version__ = "0.1.0"
 
@@ -16,8 +17,10 @@ __all__ = [
     "BlockFisherInverse",
     "CurvatureError",
     "ForgetStep",
+    "SampleEraser",
     "UnlearnableLogisticRegression",
     "UnlearnableRidge",
     "__version__",
     "forget",
+    "similarity_ratio_path",
 ]

@@ -218,6 +218,14 @@ def membership_inference(
     result : MembershipInferenceResult
         Attack AUC and membership rates; see :class:`MembershipInferenceResult`.
 
+    Notes
+    -----
+    Probabilities are clipped to ``[eps, 1 - eps]`` (``eps`` the float64 machine
+    epsilon, as in :func:`sklearn.metrics.log_loss`), so a target label the model never
+    saw gets the largest loss, ``-log(eps)``. The attack sees the logarithm of the
+    features: a monotone change that keeps it a loss-threshold attack while letting a
+    linear attack resolve the tiny losses of the members of an overfit model.
+
     Examples
     --------
     >>> from sklearn.datasets import load_breast_cancer
