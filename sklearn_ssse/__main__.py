@@ -22,16 +22,33 @@ def build_parser():
     demo.add_argument("--label", type=int, default=None, help="label to erase samples of")
     demo.add_argument("--fraction", type=float, default=0.2, help="share of its samples erased")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--output", default="ssse_output", help="folder for figure1.json and figure1.png"
+    )
+    demo.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=[0.05, 0.2, 0.5],
+        help="removal rates of the Figure-1 study",
+    )
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress line")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from ._demo import run_erasure_demo
+        from ._demo import run_demo
 
-        run_erasure_demo(
-            data=args.data, C=args.C, label=args.label, fraction=args.fraction,
+        run_demo(
+            data=args.data,
+            C=args.C,
+            output=args.output,
+            rates=args.rates,
+            progress=False if args.no_progress else None,
+            label=args.label,
+            fraction=args.fraction,
             random_state=args.seed,
         )
     return 0

@@ -17,21 +17,52 @@ term and the sum over ``D∖S`` (``leave_out=True``, ``m = n−k``) or ``D`` (th
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
+from datetime import datetime, timezone
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._certified import RemovalBudgetError, budget_constant, build_certificate, perturbed_gradient
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
-from .curvature import BlockFisherInverse, weighted_gram
+from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
 
-__all__ = ["ForgetStep", "UnlearnableLinearMixin"]
+__all__ = ["FORMAT_VERSION", "ForgetStep", "UnlearnableLinearMixin"]
+
+#: Version of the persisted (pickle / joblib / skops) state of the estimators. Raise it when
+#: a release changes the meaning of stored attributes; older releases then refuse the file
+#: instead of mis-reading it.
+FORMAT_VERSION = 1
+
+
+def transactional(method):
+    """Run ``method`` under the model's lock; on any error restore every attribute.
+
+    ``fit`` only assigns new objects to attributes (it never changes the old ones in
+    place), so a shallow copy of ``__dict__`` is a complete snapshot: a failed refit
+    leaves the previously fitted model, not a mix of old curvature and new coefficients.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock():
+            snapshot = dict(self.__dict__)
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException:
+                self.__dict__.clear()
+                self.__dict__.update(snapshot)
+                raise
+
+    return wrapper
 
 
 class ForgetStep:
@@ -60,11 +91,15 @@ class ForgetStep:
 class _Plan:
     """Everything a removal request changes, computed before anything is changed."""
 
-    def __init__(self, direction, change, fingerprints, n_removed):
+    def __init__(self, direction, change, fingerprints, n_removed, **extra):
         self.direction = direction  # (L, d̃) unit step
         self.change = change
         self.fingerprints = fingerprints
         self.n_removed = n_removed
+        # removed rows (augmented, dense), their encoded targets, Σ∇ℓ (d̃, L), digests
+        # of the samples that matched, and the number that did not
+        self.Xt, self.Y, self.gradients = extra["Xt"], extra["Y"], extra["gradients"]
+        self.erased_digests, self.n_unmatched = extra["erased_digests"], extra["n_unmatched"]
 
 
 class UnlearnableLinearMixin:
@@ -83,6 +118,11 @@ class UnlearnableLinearMixin:
         "check_membership": ["boolean"],
         "curvature_dtype": [StrOptions({"float64", "float32"})],
         "n_jobs": [None, Integral],
+        "certified": ["boolean"],
+        "certified_epsilon": [Interval(Real, 0, None, closed="neither")],
+        "certified_delta": [Interval(Real, 0, 1, closed="neither")],
+        "noise_sigma": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
     }
 
     # ------------------------------------------------------------------ parameters <-> θ
@@ -101,19 +141,24 @@ class UnlearnableLinearMixin:
             return coef[0].copy(), float(theta[0, n_features]) if self.fit_intercept else 0.0
         if not self.fit_intercept:
             # scikit-learn's conventions: Ridge keeps a scalar 0.0, classifiers a zero vector.
-            return coef.copy(), (0.0 if self._loss.name == "squared_error" else
-                                 np.zeros(theta.shape[0]))
+            return coef.copy(), (
+                0.0 if self._loss.name == "squared_error" else np.zeros(theta.shape[0])
+            )
         return coef.copy(), np.array(theta[:, n_features], dtype=np.float64)
 
     def _raw(self, X, theta):
-        Xt = augment(X, self.fit_intercept)
-        return np.asarray(Xt @ theta.T)
+        # X @ w + b without forming [X, 1] (a copy of the data).
+        p = X.shape[1]
+        raw = np.asarray(X @ theta[:, :p].T)
+        return raw + theta[:, p] if theta.shape[1] > p else raw
 
     # ------------------------------------------------------------------ curvature
     def _penalty_vector(self):
         penalty = np.full(self.n_features_in_ + int(self.fit_intercept), self._penalty_strength())
-        if self.fit_intercept:
-            penalty[-1] = 0.0  # the intercept is not penalized, as in scikit-learn
+        if self.fit_intercept and not getattr(self, "certified", False):
+            # The intercept is not penalized, as in scikit-learn. Certified removal needs a
+            # strongly convex objective (see ``_certified``), so there it is.
+            penalty[-1] = 0.0
         return penalty
 
     @property
@@ -145,22 +190,49 @@ class UnlearnableLinearMixin:
                 return G
 
             columns = range(Y.shape[1])
+            # Lazily: each gram is factored in place before the next is built, so peak memory
+            # is the stored curvature plus about one block.
             if self.n_jobs in (None, 1) or Y.shape[1] == 1:
-                grams = [block(c) for c in columns]
+                grams = (block(c) for c in columns)
             else:
-                grams = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                grams = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
                     delayed(block)(c) for c in columns
                 )
+        norms = []  # 1-norms of the grams, taken before fit_gram factors them in place
         self.curvature_ = BlockFisherInverse(
             damping=self.damping, dtype=self.curvature_dtype, n_jobs=self.n_jobs
-        ).fit_gram(grams, n_samples=n)
+        ).fit_gram(_recording_norms(grams, norms), n_samples=n)
+        _check_conditioning(self.curvature_, norms, dtype)
         self._theta_at_fit = theta
         self.n_samples_ = n
+
+    def _draw_objective_noise(self, n_labels):
+        """The certified mode's secret linear term ``b ~ N(0, σ²I)``, one row per label."""
+        if not getattr(self, "certified", False):
+            return None
+        rng = check_random_state(self.random_state)
+        size = (n_labels, self.n_features_in_ + int(self.fit_intercept))
+        self._objective_noise = rng.normal(0.0, self.noise_sigma, size=size)
+        return self._objective_noise
 
     def _finish_fit(self, X, Y, gram=None):
         self._build_curvature(X, Y, gram=gram)
         self.fingerprints_ = FingerprintMultiset(row_fingerprints(X, Y))
         self.n_forgotten_ = 0
+        # A new fit is a new model: it has erased nothing yet.
+        self.erasure_log_ = []
+        if getattr(self, "certified", False):
+            budget = (
+                self.noise_sigma * self.certified_epsilon / budget_constant(self.certified_delta)
+            )
+            self._certificate = build_certificate(self, X, Y, budget=budget)
+            self.gradient_residual_bound_ = self._certificate.bound
+            self.removal_budget_remaining_ = self._certificate.remaining
+        else:
+            self.__dict__.pop("_certificate", None)
+            self.__dict__.pop("_objective_noise", None)
+            self.__dict__.pop("gradient_residual_bound_", None)
+            self.__dict__.pop("removal_budget_remaining_", None)
         return self
 
     # ------------------------------------------------------------------ forgetting
@@ -173,10 +245,16 @@ class UnlearnableLinearMixin:
             raise ValueError(f"eps must be a finite number >= 0, got {eps!r}.")
         return eps
 
-    def _validate_removed(self, X, y):
+    def _validate_removed(self, X, y, what="X_removed"):
         check_is_fitted(self, "curvature_")
         if y is None:
-            raise ValueError("forget needs the targets y of the removed samples, got None.")
+            raise ValueError(f"{what} needs its targets y, got None.")
+        if sp.issparse(X) or hasattr(X, "shape"):
+            n_rows = X.shape[0] if len(X.shape) else None
+        else:
+            n_rows = len(X) if hasattr(X, "__len__") else None
+        if n_rows == 0:
+            raise ValueError(f"{what} is empty (0 samples): there is nothing to erase.")
         X = validate_data(
             self,
             X,
@@ -187,9 +265,7 @@ class UnlearnableLinearMixin:
         )
         Y = self._encode_removed_targets(y)
         if Y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"X_removed has {X.shape[0]} samples but y_removed has {Y.shape[0]}."
-            )
+            raise ValueError(f"X_removed has {X.shape[0]} samples but y_removed has {Y.shape[0]}.")
         if not np.all(np.isfinite(Y)):
             raise ValueError("y_removed contains NaN or infinity.")
         return X, Y
@@ -207,14 +283,17 @@ class UnlearnableLinearMixin:
         if self.check_membership:
             if len(missing):
                 shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
+                erased = np.isin(digests[missing], self._erased_digests())
                 raise ValueError(
                     f"{len(missing)} of the {k} removed samples (rows {shown}) do not match a "
                     "training sample that is still in the model: never trained on, already "
-                    "forgotten, or given with different features or labels. Pass "
-                    "check_membership=False to skip this check."
+                    "forgotten, or given with different features or labels "
+                    f"({int(erased.sum())} of them are in erasure_log_ as already erased). "
+                    "Pass check_membership=False to skip this check."
                 )
         # Without the check, the fingerprints of samples that were in the model still go.
-        fingerprints = self.fingerprints_.without(np.delete(digests, missing))
+        matched = np.delete(digests, missing)
+        fingerprints = self.fingerprints_.without(matched)
 
         theta = self._get_theta()
         Xt = augment(X, self.fit_intercept)
@@ -231,14 +310,32 @@ class UnlearnableLinearMixin:
             rhs = [gradients[:, column] for column in range(gradients.shape[1])]
             factors = [Xt_dense * factor_weights[:, [c]] for c in range(Y.shape[1])]
 
-        change = self.curvature_.prepare_change(factors, sign=-1)
-        solved = self.curvature_.solve(rhs, change=change if self.leave_out else None)
+        if self.leave_out:
+            # One pass over each stored block for both the change and the step.
+            change = self.curvature_.prepare_change(factors, sign=-1, rhs=rhs)
+            solved = change.solutions
+        else:
+            change = self.curvature_.prepare_change(factors, sign=-1)
+            solved = self.curvature_.solve(rhs)
         direction = (solved[0].T if self._shared_block else np.vstack(solved)) / (
             self.n_samples_ - k
         )
         if not np.all(np.isfinite(direction)):
-            raise ValueError("The erasure step is not finite; the curvature is ill-conditioned.")
-        return _Plan(direction, change, fingerprints, k)
+            raise CurvatureError(
+                "The erasure step is not finite; the curvature is ill-conditioned. Use "
+                "damping > 0 or a stronger penalty, or refit."
+            )
+        return _Plan(
+            direction,
+            change,
+            fingerprints,
+            k,
+            Xt=Xt_dense,
+            Y=Y,
+            gradients=gradients,
+            erased_digests=matched,
+            n_unmatched=len(missing),
+        )
 
     def _lock(self):
         lock = self.__dict__.get("_forget_lock")
@@ -247,9 +344,27 @@ class UnlearnableLinearMixin:
         return lock
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # Under the lock so that a model pickled while another thread forgets is either
+        # before or after that request.
+        with self._lock():
+            state = dict(super().__getstate__())
         state.pop("_forget_lock", None)
+        state["_sklearn_ssse_format"] = FORMAT_VERSION
+        state["_sklearn_ssse_version"] = _package_version()
         return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        stored = state.pop("_sklearn_ssse_format", None)
+        version = state.pop("_sklearn_ssse_version", "unknown")
+        if stored is not None and (not isinstance(stored, int) or stored > FORMAT_VERSION):
+            raise ValueError(
+                f"This {type(self).__name__} was saved by sklearn_ssse {version} in "
+                f"persistence format {stored!r}; this installation (sklearn_ssse "
+                f"{_package_version()}) reads formats up to {FORMAT_VERSION}. Upgrade "
+                "sklearn_ssse to load it."
+            )
+        super().__setstate__(state)
 
     def forget_step(self, X_removed, y_removed):
         """Compute the unit (``ε = 1``) erasure step for these samples without applying it.
@@ -276,12 +391,14 @@ class UnlearnableLinearMixin:
 
         Applies, per curvature block, ``θ ← θ + ε/(n−k) · B⁻¹ · Σ_{i∈S} ∇ℓ_i(θ)`` and
         removes the samples' terms from the stored curvature, so that later requests see
-        ``D∖S``. Either everything changes or, on any error, nothing does.
+        ``D∖S``. Each request appends an entry to :attr:`erasure_log_`.
 
         Parameters
         ----------
         X_removed : {array-like, sparse matrix} of shape (k, n_features)
-            The samples to erase, exactly as they were given to ``fit``.
+            The samples to erase, exactly as they were given to ``fit``. Dense rows erase
+            samples trained as sparse rows and vice versa (they are converted; the
+            fingerprints hash the canonical dense values).
         y_removed : array-like of shape (k,) or (k, n_outputs)
             Their targets.
         eps : float, default=None
@@ -290,15 +407,220 @@ class UnlearnableLinearMixin:
         Returns
         -------
         self
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            For invalid input (see the input catalogue in the documentation), samples that
+            are not in the model, or a request that would leave no sample.
+        CurvatureError
+            If the curvature after the removal is singular or the step is not finite.
+        RemovalBudgetError
+            In certified mode, if the removal would exceed the ``(ε, δ)`` budget.
+
+        Notes
+        -----
+        **Atomicity.** Everything the request changes (step, curvature change, fingerprints,
+        log entry, certificate) is computed first; only then are attributes assigned, by
+        operations that cannot fail half-way. On any error the model is exactly what it
+        was.
+
+        **Threads.** ``forget``, ``forget_step`` and pickling hold a per-model re-entrant
+        lock, so concurrent requests are serialized and each applies exactly once, against
+        the state left by the previous one (a duplicate request from a second thread then
+        fails the membership check). ``predict`` and other readers do not take the lock;
+        a prediction made during a ``forget`` may use the old or the new parameters.
         """
         eps = self._validate_eps(eps)
         with self._lock():
             plan = self._plan_forget(X_removed, y_removed)
-            coef, intercept = self._split_theta(self._get_theta() + eps * plan.direction)
+            theta_now = self._get_theta()
+            step = eps * plan.direction
+            coef, intercept = self._split_theta(theta_now + step)
+            certificate = self.__dict__.get("_certificate")
+            if certificate is not None:
+                cert_update = self._plan_certificate(certificate, plan, theta_now, step)
+            entry = self._log_entry(plan, eps, float(np.linalg.norm(step)))
+            if certificate is not None:
+                entry["residual_bound_step"] = cert_update[2]
+                entry["residual_bound_total"] = certificate.bound + cert_update[2]
+                entry["budget_remaining"] = certificate.budget - entry["residual_bound_total"]
             # Commit: assignments only; nothing below can fail half-way.
             self.curvature_.apply(plan.change)
             self.coef_, self.intercept_ = coef, intercept
             self.fingerprints_ = plan.fingerprints
             self.n_samples_ -= plan.n_removed
             self.n_forgotten_ += plan.n_removed
+            if certificate is not None:
+                certificate.commit(*cert_update)
+                self.gradient_residual_bound_ = certificate.bound
+                self.removal_budget_remaining_ = certificate.remaining
+            self.erasure_log_.append(entry)
         return self
+
+    # ------------------------------------------------------------------ certified removal
+    def _plan_certificate(self, certificate, plan, theta_now, step):
+        theta_fit = self._theta_at_fit
+        if len(certificate.hessians) == 1 and self._loss.name == "squared_error":
+            factors = np.ones((plan.Xt.shape[0], 1))
+        else:
+            factors = np.sqrt(self._loss.hessian(plan.Xt @ theta_fit.T, plan.Y))
+        update = certificate.plan(plan.Xt, factors, theta_now, theta_fit, step, plan.gradients)
+        total = certificate.bound + update[2]
+        if not total <= certificate.budget:
+            raise RemovalBudgetError(
+                f"Erasing these {plan.n_removed} samples would raise the gradient-residual "
+                f"bound to {total:.4g}, above the budget σ·ε/c = {certificate.budget:.4g} of "
+                f"(ε={self.certified_epsilon}, δ={self.certified_delta})-certified removal "
+                f"(bound so far {certificate.bound:.4g}). Nothing was changed: refit the model "
+                "on the remaining data to erase them and restore the budget."
+            )
+        return update
+
+    def gradient_residual(self, X_remaining, y_remaining):
+        """Norm of the training objective's gradient at the current parameters.
+
+        For audits and tests: given the samples that remain in the model, return
+        ``‖Σ_i ∇ℓ_i(θ) + Pθ + b‖`` (``b`` the certified mode's noise, else 0). After exact
+        unlearning it is 0; in certified mode it is at most ``gradient_residual_bound_``.
+
+        Parameters
+        ----------
+        X_remaining : {array-like, sparse matrix} of shape (n_samples_, n_features)
+        y_remaining : array-like of shape (n_samples_,) or (n_samples_, n_outputs)
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self, "curvature_")
+        X, Y = self._validate_removed(X_remaining, y_remaining, what="X_remaining")
+        certificate = self.__dict__.get("_certificate")
+        noise = 0.0 if certificate is None else certificate.noise
+        gradient = perturbed_gradient(
+            self._loss,
+            X,
+            Y,
+            self._get_theta(),
+            self._penalty_vector(),
+            noise,
+            self.fit_intercept,
+        )
+        return float(np.linalg.norm(gradient))
+
+    # ------------------------------------------------------------------ erasure record
+    def _log_entry(self, plan, eps, step_norm):
+        return {
+            "index": len(self.erasure_log_) + 1,
+            "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "n_samples": int(plan.n_removed),
+            "n_unmatched": int(plan.n_unmatched),
+            "eps": float(eps),
+            "curvature": self.curvature,
+            "leave_out": bool(self.leave_out),
+            "damping": float(self.damping),
+            "step_norm": step_norm,
+            "fingerprints": [digest.hex() for digest in plan.erased_digests],
+            "n_forgotten_total": int(self.n_forgotten_ + plan.n_removed),
+            "n_samples_remaining": int(self.n_samples_ - plan.n_removed),
+        }
+
+    def _erased_digests(self):
+        log = getattr(self, "erasure_log_", [])
+        hexes = [h for entry in log for h in entry["fingerprints"]]
+        return np.array([bytes.fromhex(h) for h in hexes], dtype="S16")
+
+    def was_erased(self, X, y):
+        """Whether each sample was erased by a :meth:`forget` of this fit.
+
+        Samples are matched by fingerprint (features and targets, as given to ``forget``).
+        A sample trained on several times counts as erased once any copy was erased.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples,)
+        """
+        X, Y = self._validate_removed(X, y, what="X")
+        return np.isin(row_fingerprints(X, Y), self._erased_digests())
+
+    def erasure_log_to_json(self, path=None, *, indent=2):
+        """The erasure record as JSON: one entry per :meth:`forget`, fingerprints not data.
+
+        Parameters
+        ----------
+        path : str or path-like, default=None
+            Also write the JSON to this file.
+        indent : int, default=2
+
+        Returns
+        -------
+        str
+        """
+        check_is_fitted(self, "curvature_")
+        record = {
+            "format": "sklearn_ssse.erasure_log",
+            "format_version": 1,
+            "package_version": _package_version(),
+            "estimator": type(self).__name__,
+            "fingerprint": "blake2b-128 of the float64 feature row followed by the encoded "
+            "targets (dense, -0.0 as 0.0)",
+            "certified": bool(self.certified),
+            "n_samples_remaining": int(self.n_samples_),
+            "n_forgotten": int(self.n_forgotten_),
+            "entries": self.erasure_log_,
+        }
+        text = json.dumps(record, indent=indent)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        return text
+
+
+def _one_norm(G):
+    return float(np.abs(G).sum(axis=0).max())
+
+
+def _recording_norms(grams, norms):
+    """Pass ``grams`` on unchanged (a list stays a list), appending each one's 1-norm."""
+    if isinstance(grams, (list, tuple)):
+        norms.extend(_one_norm(G) for G in grams)
+        return grams
+
+    def generate():
+        for G in grams:
+            norms.append(_one_norm(G))
+            yield G
+
+    return generate()
+
+
+def _check_conditioning(curvature, norms, dtype):
+    """Refuse numerically singular undamped blocks.
+
+    A Cholesky factor exists for some matrices that are singular to working precision;
+    their inverse would turn round-off into arbitrarily large erasure steps. The 1-norm
+    condition number ``‖M‖₁‖M⁻¹‖₁`` is exact here because ``M⁻¹`` is stored.
+    """
+    for b, (blk, norm) in enumerate(zip(curvature.blocks_, norms)):
+        if blk.inverse is None:
+            continue  # damped: the shift m·λ bounds the condition number
+        condition = norm * float(np.abs(blk.inverse).sum(axis=0).max())
+        if not condition < 1.0 / (blk.size * np.finfo(dtype).eps):
+            raise CurvatureError(
+                f"Curvature block {b} is numerically singular (condition number "
+                f"{condition:.3g}); use damping > 0, a stronger penalty, float64 curvature, "
+                "or remove collinear features."
+            )
+
+
+def _package_version():
+    from . import __version__
+
+    return __version__

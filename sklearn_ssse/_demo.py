@@ -4,15 +4,30 @@ with a refit, on the bundled yeast data (or any Mulan ARFF file)."""
 from __future__ import annotations
 
 import copy
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from .datasets import load_mulan, load_yeast
 from .linear_model import UnlearnableLogisticRegression
+from .model_selection import similarity_ratio_path
 
-__all__ = ["erase_rare_label", "format_table", "run_erasure_demo"]
+__all__ = [
+    "erase_rare_label",
+    "figure1_study",
+    "format_figure1_table",
+    "format_table",
+    "plot_figure1",
+    "run_demo",
+    "run_erasure_demo",
+]
+
+DEFAULT_EPS_GRID = np.r_[0.0, np.logspace(-1, 1.5, 51)]
+DEFAULT_RATES = (0.05, 0.2, 0.5)
 
 MODES = {
     "newton (default: hessian, leave-out)": dict(curvature="hessian", leave_out=True),
@@ -29,9 +44,7 @@ def _theta(model):
 def _scores_on(model, X, Y, label):
     proba = model.predict_proba(X)
     aucs = [
-        roc_auc_score(Y[:, j], proba[:, j])
-        for j in range(Y.shape[1])
-        if 0 < Y[:, j].sum() < len(Y)
+        roc_auc_score(Y[:, j], proba[:, j]) for j in range(Y.shape[1]) if 0 < Y[:, j].sum() < len(Y)
     ]
     return {
         "hamming_accuracy": float(np.mean(model.predict(X) == Y)),
@@ -86,9 +99,12 @@ def erase_rare_label(X, Y, *, C=1.0, label=None, fraction=0.2, random_state=0, t
             original = fitted
             distance_original = np.linalg.norm(_theta(original) - theta_refit)
             rows.append(
-                {"model": "original (trained on D)", "distance_to_refit": 1.0,
-                 "forget_seconds": float("nan"), **_scores_on(original, X_removed, Y_removed,
-                                                              label)}
+                {
+                    "model": "original (trained on D)",
+                    "distance_to_refit": 1.0,
+                    "forget_seconds": float("nan"),
+                    **_scores_on(original, X_removed, Y_removed, label),
+                }
             )
         erased = copy.deepcopy(fitted)
         start = time.perf_counter()
@@ -105,8 +121,12 @@ def erase_rare_label(X, Y, *, C=1.0, label=None, fraction=0.2, random_state=0, t
             }
         )
     rows.append(
-        {"model": "refit on D∖S (gold standard)", "distance_to_refit": 0.0,
-         "forget_seconds": float("nan"), **_scores_on(refit, X_removed, Y_removed, label)}
+        {
+            "model": "refit on D∖S (gold standard)",
+            "distance_to_refit": 0.0,
+            "forget_seconds": float("nan"),
+            **_scores_on(refit, X_removed, Y_removed, label),
+        }
     )
     return {
         "label": label,
@@ -153,3 +173,269 @@ def run_erasure_demo(*, data=None, C=1.0, label=None, fraction=0.2, random_state
     )
     out(format_table(result))
     return result
+
+
+class _Progress:
+    """One self-overwriting line on stderr (only when it is a terminal or forced)."""
+
+    def __init__(self, total, label, enabled):
+        self.total, self.label, self.enabled, self.done = total, label, enabled, 0
+        self.start = time.perf_counter()
+
+    def step(self, note=""):
+        self.done += 1
+        if self.enabled:
+            elapsed = time.perf_counter() - self.start
+            sys.stderr.write(
+                f"\r{self.label}: {self.done}/{self.total} ({elapsed:5.1f} s) {note:<30}"
+            )
+            if self.done == self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def figure1_study(
+    X,
+    Y,
+    *,
+    C=1.0,
+    rates=DEFAULT_RATES,
+    eps_values=DEFAULT_EPS_GRID,
+    max_frequency=0.2,
+    random_state=0,
+    tol=1e-8,
+    progress=None,
+):
+    """The paper's section-3 protocol (Figure 1) on a multi-label data set.
+
+    For every label with frequency ``<= max_frequency`` and every removal rate, erase that
+    share of the label's positive samples, refit without them (the gold standard) and
+    measure, over the grid of ``ε``, the similarity ratio ``γ_S`` (paper Eq. 5) and the
+    normalized parameter distance ``‖θ̂_ε − θ₋S‖ / ‖θ* − θ₋S‖``, for the paper's SSSE
+    (empirical Fisher over ``D``, ``λ = 1e-4``) and the package default (Hessian, leave-out).
+
+    A request whose removed samples leave no label with both classes has ``γ = 0/0``
+    (every AUC is 0 by the paper's convention); it is reported as degenerate and left out
+    of the ``γ`` averages (it stays in the distance averages).
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n, d)
+    Y : ndarray of shape (n, L)
+    C : float, default=1.0
+    rates : sequence of float, default=(0.05, 0.2, 0.5)
+    eps_values : array-like, default=51 log-spaced values in [0.1, 31.6] and 0
+    max_frequency : float, default=0.2
+    random_state : int, default=0
+    tol : float, default=1e-8
+    progress : bool, default=None
+        Show progress on stderr; ``None`` shows it when stderr is a terminal.
+
+    Returns
+    -------
+    dict
+        ``eps``, per mode and rate the mean ``gamma`` and ``distance`` curves, the
+        per-request records, and a ``summary``.
+    """
+    eps_values = np.asarray(eps_values, dtype=np.float64)
+    progress = sys.stderr.isatty() if progress is None else progress
+    rng = np.random.default_rng(random_state)
+    labels = np.flatnonzero(Y.mean(axis=0) <= max_frequency)
+    if len(labels) == 0:
+        raise ValueError(f"No label has frequency <= {max_frequency}.")
+    fitted, fit_seconds = {}, {}
+    for mode, params in MODES.items():
+        start = time.perf_counter()
+        fitted[mode] = UnlearnableLogisticRegression(C=C, tol=tol, **params).fit(X, Y)
+        fit_seconds[mode] = time.perf_counter() - start
+
+    records = []
+    bar = _Progress(len(rates) * len(labels), "refits and ε paths", progress)
+    for rate in rates:
+        for label in labels:
+            positives = np.flatnonzero(Y[:, label] == 1)
+            size = max(1, int(round(rate * len(positives))))
+            removed = np.sort(rng.choice(positives, size, replace=False))
+            keep = np.setdiff1d(np.arange(X.shape[0]), removed)
+            start = time.perf_counter()
+            refit = UnlearnableLogisticRegression(C=C, tol=tol).fit(X[keep], Y[keep])
+            refit_seconds = time.perf_counter() - start
+            theta_refit = _theta(refit)
+            Y_removed = Y[removed]
+            in_S = Y_removed.sum(axis=0)
+            degenerate = not np.any((in_S > 0) & (in_S < len(removed)))
+            for mode, model in fitted.items():
+                start = time.perf_counter()
+                step = model.forget_step(X[removed], Y_removed)
+                forget_seconds = time.perf_counter() - start
+                unit = np.hstack([step.coef, np.reshape(step.intercept, (-1, 1))])
+                theta = _theta(model)
+                norm = np.linalg.norm(theta - theta_refit)
+                distance = [
+                    float(np.linalg.norm(theta + eps * unit - theta_refit) / norm)
+                    for eps in eps_values
+                ]
+                gamma, _ = similarity_ratio_path(model, X[removed], Y_removed, refit, eps_values)
+                records.append(
+                    {
+                        "mode": mode,
+                        "rate": rate,
+                        "label": int(label),
+                        "n_removed": int(size),
+                        "degenerate": bool(degenerate),
+                        "gamma": gamma.tolist(),
+                        "distance": distance,
+                        "forget_seconds": forget_seconds,
+                        "refit_seconds": refit_seconds,
+                    }
+                )
+            bar.step(f"rate {rate:.2f}, label {label}")
+
+    curves, summary = {}, {}
+    unit_index = int(np.argmin(np.abs(eps_values - 1.0)))
+    for mode in MODES:
+        curves[mode], best_per_rate, at_one = {}, [], []
+        for rate in rates:
+            rows = [r for r in records if r["mode"] == mode and r["rate"] == rate]
+            valid = [r["gamma"] for r in rows if not r["degenerate"]]
+            gamma = np.mean(valid, axis=0) if valid else np.full(len(eps_values), np.nan)
+            distance = np.mean([r["distance"] for r in rows], axis=0)
+            best = int(np.nanargmax(gamma)) if valid else 0
+            curves[mode][str(rate)] = {
+                "gamma": gamma.tolist(),
+                "distance": distance.tolist(),
+                "best_eps": float(eps_values[best]),
+                "best_gamma": float(gamma[best]),
+                "gamma_at_eps_1": float(gamma[unit_index]),
+                "distance_at_eps_1": float(distance[unit_index]),
+                "min_distance": float(distance.min()),
+                "eps_min_distance": float(eps_values[int(np.argmin(distance))]),
+                "n_labels": len(rows),
+                "n_degenerate": sum(r["degenerate"] for r in rows),
+                "mean_forget_seconds": float(np.mean([r["forget_seconds"] for r in rows])),
+                "mean_refit_seconds": float(np.mean([r["refit_seconds"] for r in rows])),
+            }
+            best_per_rate.append(gamma[best])
+            at_one.append(gamma[unit_index])
+        summary[mode] = {
+            "mean_gamma_at_eps_1": float(np.nanmean(at_one)),
+            "mean_gamma_at_best_eps": float(np.nanmean(best_per_rate)),
+            "fit_seconds": fit_seconds[mode],
+        }
+    return {
+        "C": C,
+        "labels": labels.tolist(),
+        "rates": list(rates),
+        "eps": eps_values.tolist(),
+        "eps_index_of_1": unit_index,
+        "curves": curves,
+        "summary": summary,
+        "records": records,
+    }
+
+
+def format_figure1_table(study):
+    """Markdown table of :func:`figure1_study`: one row per mode and removal rate."""
+    lines = [
+        "| mode | removed | labels (degenerate) | γ at ε=1 | best γ | best ε "
+        "| distance at ε=1 | min distance (ε) | refit s / forget s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, by_rate in study["curves"].items():
+        for rate, c in by_rate.items():
+            speedup = c["mean_refit_seconds"] / c["mean_forget_seconds"]
+            lines.append(
+                f"| {mode} | {float(rate):.0%} | {c['n_labels']} ({c['n_degenerate']}) "
+                f"| {c['gamma_at_eps_1']:.3f} | {c['best_gamma']:.3f} | {c['best_eps']:.3g} "
+                f"| {c['distance_at_eps_1']:.3f} | {c['min_distance']:.3f} "
+                f"({c['eps_min_distance']:.3g}) | {speedup:.0f} |"
+            )
+    lines.append("")
+    for mode, s in study["summary"].items():
+        lines.append(
+            f"- {mode}: mean γ over removal rates {s['mean_gamma_at_eps_1']:.3f} at ε=1, "
+            f"{s['mean_gamma_at_best_eps']:.3f} at each rate's best ε"
+        )
+    return "\n".join(lines)
+
+
+def plot_figure1(study, path):
+    """Write the two panels of the paper's Figure 1 (γ and distance against ε) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eps = np.asarray(study["eps"])
+    positive = eps > 0
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    styles = {mode: style for mode, style in zip(study["curves"], ["-", "--"])}
+    for mode, by_rate in study["curves"].items():
+        for (rate, c), color in zip(by_rate.items(), ["C0", "C1", "C2", "C3"]):
+            label = f"{mode.split(' (')[0]}, {float(rate):.0%}"
+            gamma, distance = np.asarray(c["gamma"]), np.asarray(c["distance"])
+            left.plot(eps[positive], gamma[positive], styles[mode], color=color, label=label)
+            right.plot(eps[positive], distance[positive], styles[mode], color=color, label=label)
+    left.axhline(0.5, color="grey", lw=0.8)
+    left.set(
+        xscale="log",
+        xlabel="ε",
+        ylabel="similarity ratio γ_S",
+        title="(a) similarity ratio on the removed samples",
+    )
+    right.axhline(1.0, color="grey", lw=0.8)
+    right.set(
+        xscale="log",
+        yscale="log",
+        xlabel="ε",
+        ylabel="‖θ̂_ε − θ₋S‖ / ‖θ* − θ₋S‖",
+        title="(b) normalized parameter distance",
+    )
+    left.legend(fontsize=7)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run_demo(
+    *,
+    data=None,
+    C=1.0,
+    output="ssse_output",
+    rates=DEFAULT_RATES,
+    progress=None,
+    label=None,
+    fraction=0.2,
+    random_state=0,
+    out=print,
+):
+    """The main job: the single-request table, then the Figure-1 study with JSON and PNG."""
+    if data is None:
+        X, Y = load_yeast(return_X_y=True)
+    else:
+        X, Y = load_mulan(data, return_X_y=True)
+    start = time.perf_counter()
+    single = run_erasure_demo(
+        data=data, C=C, label=label, fraction=fraction, random_state=random_state, out=out
+    )
+    out("")
+    out(
+        f"Figure 1 protocol (paper section 3): labels with frequency <= 20%, removal rates "
+        f"{', '.join(f'{r:.0%}' for r in rates)}, {len(DEFAULT_EPS_GRID)} values of ε."
+    )
+    study = figure1_study(X, Y, C=C, rates=rates, random_state=random_state, progress=progress)
+    out(format_figure1_table(study))
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    study["single_request"] = single
+    study["data"] = "bundled yeast (train)" if data is None else str(data)
+    study["total_seconds"] = time.perf_counter() - start
+    json_path = output / "figure1.json"
+    json_path.write_text(json.dumps(study, indent=1))
+    out(f"\nWrote {json_path}")
+    try:
+        out(f"Wrote {plot_figure1(study, output / 'figure1.png')}")
+    except ImportError:
+        out("matplotlib is not installed (pip install 'sklearn-ssse[plot]'): no PNG written.")
+    out(f"Total time {study['total_seconds']:.1f} s.")
+    return study

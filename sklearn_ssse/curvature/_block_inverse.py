@@ -80,6 +80,7 @@ class CurvatureChange:
 
     n_samples: int
     blocks: list = field(default_factory=list)  # per block: (V, signs, Z, capacitance) after
+    solutions: list | None = None  # B_b⁻¹R_b after the change, if prepared with ``rhs``
 
 
 def _as_dense_factor(U, dtype):
@@ -223,7 +224,10 @@ class BlockFisherInverse:
             G.flat[:: G.shape[0] + 1] += p.astype(dtype)
             return G
 
-        grams = self._parallel(gram, list(zip(factors, penalties)))
+        if self.n_jobs in (None, 1):
+            grams = (gram(U, p) for U, p in zip(factors, penalties))  # one block at a time
+        else:
+            grams = self._parallel(gram, list(zip(factors, penalties)))
         return self.fit_gram(grams, n_samples=n)
 
     def fit_gram(self, grams, *, n_samples):
@@ -391,8 +395,9 @@ class BlockFisherInverse:
         as_array = isinstance(R, np.ndarray)
         Rs = list(R)
         if len(Rs) != len(self.blocks_):
-            raise ValueError(f"Expected right-hand sides for {len(self.blocks_)} blocks, "
-                             f"got {len(Rs)}.")
+            raise ValueError(
+                f"Expected right-hand sides for {len(self.blocks_)} blocks, got {len(Rs)}."
+            )
         if change is not None and len(change.blocks) != len(self.blocks_):
             raise ValueError("This change was prepared for another BlockFisherInverse.")
         m = self.n_samples_ if change is None else change.n_samples
@@ -415,7 +420,7 @@ class BlockFisherInverse:
         return np.stack(out) if as_array else out
 
     # ------------------------------------------------------------------ changes
-    def prepare_change(self, factors, *, sign=-1):
+    def prepare_change(self, factors, *, sign=-1, rhs=None):
         """Validate and precompute a rank-k change without modifying the inverse.
 
         Parameters
@@ -424,6 +429,11 @@ class BlockFisherInverse:
             The factor rows of the samples leaving (``sign=-1``) or joining (``sign=+1``),
             one array per block, in the same convention as :meth:`fit`.
         sign : {-1, +1}, default=-1
+        rhs : sequence of ndarray of shape (d_b,) or (d_b, r), default=None
+            Right-hand sides to solve against the changed matrix in the same pass over each
+            block as the change itself (one matrix product with ``[factors, rhs]`` instead
+            of two passes); the result, equal to ``solve(rhs, change=change)``, is stored in
+            ``change.solutions``.
 
         Returns
         -------
@@ -452,27 +462,52 @@ class BlockFisherInverse:
             raise ValueError(
                 f"Removing {k} samples from {self.n_samples_} would leave none; refit instead."
             )
-        blocks = []
+        if rhs is not None:
+            rhs = list(rhs)
+            if len(rhs) != len(self.blocks_):
+                raise ValueError(
+                    f"Expected right-hand sides for {len(self.blocks_)} blocks, got {len(rhs)}."
+                )
+        blocks, solutions = [], ([] if rhs is not None else None)
         for b, (blk, U) in enumerate(zip(self.blocks_, factors)):
             W = _as_dense_factor(U, np.float64).T  # (d, k)
             if W.shape[0] != blk.size:
-                raise ValueError(f"Factor of block {b} has {W.shape[0]} columns, expected {blk.size}.")
+                raise ValueError(
+                    f"Factor of block {b} has {W.shape[0]} columns, expected {blk.size}."
+                )
             if not np.all(np.isfinite(W)):
                 raise ValueError(f"Factor of block {b} contains NaN or infinity.")
+            Rb = vector = None
+            if rhs is not None:
+                Rb = np.asarray(rhs[b], dtype=np.float64)
+                vector = Rb.ndim == 1
+                Rb = Rb[:, None] if vector else Rb
+                if Rb.shape[0] != blk.size:
+                    raise ValueError(
+                        f"Right-hand side of block {b} has {Rb.shape[0]} rows, expected {blk.size}."
+                    )
             t = np.full(k, float(sign))
+            # New columns (and right-hand sides) go through the base in one matrix product.
+            cols = W if blk.inverse is not None else np.hstack([blk.V, W])
+            width = cols.shape[1]
+            if Rb is not None:
+                cols = np.hstack([cols, Rb])
+            solved = self._base_solve(blk, cols, m_new).astype(np.float64, copy=False)
             if blk.inverse is not None:
-                V, s, Z, cap = self._block_pieces(
-                    blk, m_new, extra=(W, t, self._base_solve(blk, W, m_new).astype(np.float64))
-                )
+                V, s, Z, cap = self._block_pieces(blk, m_new, extra=(W, t, solved[:, :width]))
             else:
                 # With damping the shift m·λ changes, so base⁻¹ of old columns is recomputed.
-                Vall = np.hstack([blk.V, W])
+                Vall = cols[:, :width]
                 sall = np.concatenate([blk.signs, t])
-                Z = self._base_solve(blk, Vall, m_new).astype(np.float64)
+                Z = np.ascontiguousarray(solved[:, :width])
                 V, s, cap = Vall, sall, np.diag(sall) + Vall.T @ Z
             self._check_definite(b, s, cap)
             blocks.append((V, s, Z, cap))
-        return CurvatureChange(n_samples=m_new, blocks=blocks)
+            if Rb is not None:
+                ZR = solved[:, width:]
+                x = m_new * self._woodbury_apply(ZR, V, Z, cap, V.T @ ZR)
+                solutions.append(x[:, 0] if vector else x)
+        return CurvatureChange(n_samples=m_new, blocks=blocks, solutions=solutions)
 
     @staticmethod
     def _check_definite(b, signs, cap):
@@ -503,7 +538,13 @@ class BlockFisherInverse:
         self.n_samples_ = change.n_samples
         for blk in self.blocks_:
             if blk.rank > self.max_pending_rank:
-                self._fold(blk)
+                try:
+                    self._fold(blk)
+                except (MemoryError, np.linalg.LinAlgError, ValueError):
+                    # Folding changes the representation, never the matrix, and assigns
+                    # nothing until it has succeeded: keep the pending term (still exact)
+                    # rather than fail a change that is already applied.
+                    pass
         return self
 
     def downdate(self, factors):

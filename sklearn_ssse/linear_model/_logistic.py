@@ -15,7 +15,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .._base import UnlearnableLinearMixin
+from .._base import UnlearnableLinearMixin, transactional
+from .._certified import fit_logistic_perturbed
 from .._loss import LogisticLoss
 
 __all__ = ["UnlearnableLogisticRegression"]
@@ -70,6 +71,23 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         Storage precision of the curvature blocks.
     n_jobs : int, default=None
         Labels fitted and blocks built in parallel (joblib, threads by default).
+    certified : bool, default=False
+        Certified removal (Guo et al., 2020): fit the objective perturbed by a secret
+        random linear term ``bᵀθ``, ``b ~ N(0, noise_sigma²·I)``, penalize the intercept
+        too, and account a gradient-residual bound over forgets; a removal that would
+        exceed the ``(certified_epsilon, certified_delta)`` budget raises
+        :class:`~sklearn_ssse.RemovalBudgetError` and changes nothing. See
+        ``sklearn_ssse._certified`` for the derivation.
+    certified_epsilon : float, default=1.0
+        ``ε`` of the ``(ε, δ)`` certificate.
+    certified_delta : float, default=1e-4
+        ``δ`` of the certificate, in ``(0, 1)``.
+    noise_sigma : float, default=1.0
+        Standard deviation ``σ`` of the objective's noise. The residual budget is
+        ``σ·ε/c`` with ``c = sqrt(2·log(1.5/δ))``: more noise buys more removals at
+        some accuracy.
+    random_state : int, RandomState instance or None, default=None
+        Draws the noise in certified mode; unused otherwise.
 
     Attributes
     ----------
@@ -89,6 +107,15 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         Digests of the samples still in the model (not the data).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
+    erasure_log_ : list of dict
+        One entry per :meth:`forget`: time (UTC), number of samples, ``eps``, curvature
+        settings, step norm, fingerprints (hex) of the erased samples, running counts and,
+        in certified mode, the residual bound and the budget left. See
+        :meth:`erasure_log_to_json` and :meth:`was_erased`.
+    gradient_residual_bound_ : float
+        Certified mode only: the bound on ``‖∇L_b(θ)‖`` over the remaining samples.
+    removal_budget_remaining_ : float
+        Certified mode only: ``σ·ε/c − gradient_residual_bound_``.
 
     See Also
     --------
@@ -131,6 +158,11 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         check_membership=True,
         curvature_dtype="float64",
         n_jobs=None,
+        certified=False,
+        certified_epsilon=1.0,
+        certified_delta=1e-4,
+        noise_sigma=1.0,
+        random_state=None,
     ):
         self.C = C
         self.fit_intercept = fit_intercept
@@ -144,6 +176,11 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         self.check_membership = check_membership
         self.curvature_dtype = curvature_dtype
         self.n_jobs = n_jobs
+        self.certified = certified
+        self.certified_epsilon = certified_epsilon
+        self.certified_delta = certified_delta
+        self.noise_sigma = noise_sigma
+        self.random_state = random_state
 
     def _penalty_strength(self):
         return 1.0 / self.C
@@ -178,6 +215,8 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
     def _encode_removed_targets(self, y):
         if self._target_type == "multilabel":
             Y = np.asarray(y.toarray() if hasattr(y, "toarray") else y)
+            if Y.dtype.kind == "c":
+                raise ValueError("y_removed has a complex dtype; labels must be 0 and 1.")
             if Y.ndim == 1 and len(self.classes_) == Y.shape[0]:
                 Y = Y[None, :]
             if Y.ndim != 2 or Y.shape[1] != len(self.classes_):
@@ -193,8 +232,19 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
             y = y[:, 0]
         if y.ndim != 1:
             raise ValueError(f"y_removed must be 1-D for this model, got shape {y.shape}.")
+        if y.dtype.kind == "c":
+            raise ValueError("y_removed has a complex dtype; class labels must be real.")
+        if y.dtype.kind == "O" and self.classes_.dtype.kind not in "OUS":
+            # An object array of numbers names numeric classes; anything else cannot.
+            as_values = np.asarray(y.tolist())
+            y = as_values if as_values.dtype.kind in "biuf" else y
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError("y_removed contains NaN or infinity.")
         if y.dtype.kind in "OUS" and self.classes_.dtype.kind not in "OUS":
-            raise ValueError(f"y_removed has labels {np.unique(y)[:5]!r} unseen in training.")
+            raise ValueError(
+                f"y_removed contains labels not seen in training: {np.unique(y)[:10].tolist()}; "
+                f"the classes are {self.classes_.tolist()}."
+            )
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if len(unknown):
             raise ValueError(
@@ -206,6 +256,7 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         return (y[:, None] == self.classes_[None, :]).astype(np.float64)
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @transactional
     def fit(self, X, y):
         """Fit one L2 logistic regression per label and build the curvature blocks.
 
@@ -220,10 +271,29 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         self
         """
         X, y = validate_data(
-            self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True,
+            self,
+            X,
+            y,
+            accept_sparse="csr",
+            dtype=np.float64,
+            multi_output=True,
             y_numeric=False,
         )
         Y = self._encode_fit_targets(y)
+        if self.certified:
+            noise = self._draw_objective_noise(Y.shape[1])
+            theta, self.n_iter_ = fit_logistic_perturbed(
+                X,
+                Y,
+                self._penalty_vector(),
+                noise,
+                fit_intercept=self.fit_intercept,
+                max_iter=self.max_iter,
+                tol=self.tol,
+            )
+            self.coef_ = theta[:, : X.shape[1]].copy()
+            self.intercept_ = theta[:, -1].copy() if self.fit_intercept else np.zeros(Y.shape[1])
+            return self._finish_fit(X, Y)
         fit_label = delayed(_fit_one_label)
         options = dict(
             C=self.C,

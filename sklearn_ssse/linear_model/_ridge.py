@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._base import UnlearnableLinearMixin
+from .._base import UnlearnableLinearMixin, transactional
 from .._loss import SquaredLoss, augment
 from ..curvature import CurvatureError, weighted_gram
 
@@ -45,6 +45,23 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
     curvature_dtype : {"float64", "float32"}, default="float64"
     n_jobs : int, default=None
         Parallel block building (joblib).
+    certified : bool, default=False
+        Certified removal (Guo et al., 2020): fit the objective perturbed by a secret
+        random linear term ``bᵀθ``, ``b ~ N(0, noise_sigma²·I)``, penalize the intercept
+        too, and account a gradient-residual bound over forgets; a removal that would
+        exceed the ``(certified_epsilon, certified_delta)`` budget raises
+        :class:`~sklearn_ssse.RemovalBudgetError` and changes nothing. See
+        ``sklearn_ssse._certified`` for the derivation.
+    certified_epsilon : float, default=1.0
+        ``ε`` of the ``(ε, δ)`` certificate.
+    certified_delta : float, default=1e-4
+        ``δ`` of the certificate, in ``(0, 1)``.
+    noise_sigma : float, default=1.0
+        Standard deviation ``σ`` of the objective's noise. The residual budget is
+        ``σ·ε/c`` with ``c = sqrt(2·log(1.5/δ))``: more noise buys more removals at
+        some accuracy.
+    random_state : int, RandomState instance or None, default=None
+        Draws the noise in certified mode; unused otherwise.
 
     Attributes
     ----------
@@ -56,6 +73,15 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
     fingerprints_ : FingerprintMultiset
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
+    erasure_log_ : list of dict
+        One entry per :meth:`forget`: time (UTC), number of samples, ``eps``, curvature
+        settings, step norm, fingerprints (hex) of the erased samples, running counts and,
+        in certified mode, the residual bound and the budget left. See
+        :meth:`erasure_log_to_json` and :meth:`was_erased`.
+    gradient_residual_bound_ : float
+        Certified mode only: the bound on ``‖∇L_b(θ)‖`` over the remaining samples.
+    removal_budget_remaining_ : float
+        Certified mode only: ``σ·ε/c − gradient_residual_bound_``.
 
     Examples
     --------
@@ -89,6 +115,11 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         check_membership=True,
         curvature_dtype="float64",
         n_jobs=None,
+        certified=False,
+        certified_epsilon=1.0,
+        certified_delta=1e-4,
+        noise_sigma=1.0,
+        random_state=None,
     ):
         self.alpha = alpha
         self.fit_intercept = fit_intercept
@@ -99,6 +130,11 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         self.check_membership = check_membership
         self.curvature_dtype = curvature_dtype
         self.n_jobs = n_jobs
+        self.certified = certified
+        self.certified_epsilon = certified_epsilon
+        self.certified_delta = certified_delta
+        self.noise_sigma = noise_sigma
+        self.random_state = random_state
 
     def _penalty_strength(self):
         return float(self.alpha)
@@ -110,6 +146,9 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
 
     def _encode_removed_targets(self, y):
         y = np.asarray(y)
+        if y.dtype.kind == "O":
+            # An object array of numbers is accepted and converted, as by fit.
+            y = np.asarray(y.tolist())
         if y.dtype.kind not in "biuf":
             raise ValueError(f"y_removed must be numeric, got dtype {y.dtype}.")
         y = y.astype(np.float64)
@@ -123,6 +162,7 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         return y.reshape(y.shape[0], -1)
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @transactional
     def fit(self, X, y):
         """Fit by a Cholesky solve of the normal equations and keep their factorization.
 
@@ -142,6 +182,11 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         gram = weighted_gram(X, None, fit_intercept=self.fit_intercept)
         gram.flat[:: gram.shape[0] + 1] += self._penalty_vector()
         rhs = np.asarray(augment(X, self.fit_intercept).T @ Y)
+        if self.certified:
+            # The perturbed objective ½‖r‖² + ½θᵀPθ + bᵀθ has the normal equations
+            # (X̃ᵀX̃ + P)θ = X̃ᵀy − b.
+            self.n_features_in_ = X.shape[1]
+            rhs = rhs - self._draw_objective_noise(Y.shape[1]).T
         try:
             factor = linalg.cho_factor(gram, lower=False, check_finite=False)
         except linalg.LinAlgError as error:

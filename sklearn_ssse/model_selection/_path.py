@@ -92,7 +92,9 @@ def similarity_ratio_path(estimator, X_removed, Y_removed, retrained, eps_values
     gammas = np.empty(eps_values.size)
     for i, eps in enumerate(eps_values):
         erased = _FixedScores(base + eps * delta, classes)
-        auc = _per_label_auc(indicator, _ranking_scores(erased, X, problem, labels, "erased"), valid)
+        auc = _per_label_auc(
+            indicator, _ranking_scores(erased, X, problem, labels, "erased"), valid
+        )
         to_original = np.abs(auc - auc_original).sum()
         to_retrained = np.abs(auc - auc_retrained).sum()
         total = to_original + to_retrained

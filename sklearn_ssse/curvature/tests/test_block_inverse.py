@@ -53,9 +53,9 @@ def test_build_equals_dense_inverse(problem):
 def test_recurrence_equals_dense_inverse(problem, chunk_size):
     factors, penalty, damping, _ = problem
     penalty = penalty + 0.05  # the recurrence starts from diag(P)/n + λI: make it definite
-    inv = BlockFisherInverse(
-        damping=damping, method="sherman-morrison", chunk_size=chunk_size
-    ).fit(factors, penalty=penalty)
+    inv = BlockFisherInverse(damping=damping, method="sherman-morrison", chunk_size=chunk_size).fit(
+        factors, penalty=penalty
+    )
     for U, got in zip(factors, inv.inverse_dense()):
         assert _rel(got, np.linalg.inv(_dense_B(U, penalty, damping))) < 1e-8
 

@@ -1,0 +1,276 @@
+"""Certified removal (Guo, Goldstein, Hannun & van der Maaten, ICML 2020) for the linear models.
+
+Objective perturbation
+----------------------
+Guo et al. train on ``L_b(θ; D) = Σ_{i∈D} ℓ_i(θ) + (λn/2)‖θ‖² + bᵀθ`` with a secret
+``b ~ N(0, σ²I)``. The package's objective is already a *sum* of losses plus a fixed
+penalty, ``Σ_i ℓ_i(θ) + ½·θᵀPθ`` (logistic: ``P = 1/C``; ridge: ``ℓ = ½r²``, ``P = α``), so
+the mapping is ``λn = 1/C`` (or ``α``) and the linear term enters unchanged:
+
+    L_b(θ; D) = Σ_{i∈D} ℓ_i(θ) + ½·θᵀPθ + bᵀθ.
+
+Unlike Guo et al.'s ``λn``, the package's penalty does not scale with ``n``, so removing
+samples removes only their loss terms. For one-vs-rest / multi-label logistic regression
+(and multi-output ridge), every label has its own ``θ_l`` and ``b_l``; the labels'
+objectives add up and ``θ`` is their concatenation.
+
+The intercept must be penalized. The certificate rests on ``b ↦ argmin L_b`` being a
+bijection (``b = −∇_θ Σℓ_i − Pθ``): with an unpenalized intercept, a linear term larger
+than the number of positive (or negative) samples leaves the logistic objective without
+a minimizer, and the density argument breaks. So in certified mode ``P`` is ``1/C`` (or
+``α``) on every coordinate, the intercept included (``fit_intercept=False`` avoids the
+question). Center the features, or rely on the penalty being small compared with ``n``.
+
+Gradient residual after a removal
+---------------------------------
+Let ``θ_t`` be the current parameters, ``θ_0`` those of the fit, ``D_{t+1}`` the samples
+that remain after removing ``S``, ``Δ = Σ_{i∈S} ∇ℓ_i(θ_t)`` and ``v`` the applied step.
+``r_t = ∇L_b(θ_t; D_t)`` is the residual carried so far (``r_0`` is measured at the end of
+the fit, where the data are at hand). With ``a_i = x̃_iᵀv``, ``M`` the stored Hessian of
+``L_b`` over ``D_{t+1}`` evaluated at ``θ_0`` (Hessians do not depend on ``b``), Taylor's
+theorem with integral remainder gives, exactly,
+
+    ∇L_b(θ_t + v; D_{t+1}) = r_t + (Mv − Δ)
+                           + Σ_{i∈D_{t+1}} ∫₀¹ (ℓ''(z_i(θ_t) + s·a_i) − ℓ''(z_i(θ_0))) ds · a_i x̃_i.
+
+If ``ℓ''`` is ``γ``-Lipschitz in ``z`` (logistic: ``γ = max|ℓ'''| = 1/(6√3) ≈ 0.0962``,
+below the ``1/4`` used by Guo et al.; squared loss: ``γ = 0``), the integrand is at most
+``γ(|x̃_iᵀδ| + s|a_i|)`` with ``δ = θ_t − θ_0``. With ``R = max_i ‖x̃_i‖`` over the training
+set (it can only shrink as samples leave), ``G = Σ_{i∈D_{t+1}} x̃_i x̃_iᵀ`` and
+Cauchy–Schwarz, the last sum has norm at most
+
+    γ·R·(‖X̃δ‖·‖X̃v‖ + ½‖X̃v‖²),     ‖X̃u‖ = sqrt(uᵀGu),
+
+the data-dependent form of Guo et al.'s Corollary 1 (their ``γ‖X‖‖H⁻¹Δ‖‖XH⁻¹Δ‖`` with
+``‖x_i‖ ≤ 1``). The ``‖X̃δ‖`` term accounts for the curvature being kept at ``θ_0`` rather
+than re-evaluated at ``θ_t`` (a model that keeps no data cannot re-evaluate it); it is zero
+for the first removal, as in Guo et al. The term ``‖Mv − Δ‖`` is zero for an exact Newton
+step (``curvature="hessian"``, ``leave_out=True``, ``damping=0``, ``eps=1``) and is
+computed, not assumed, so that other settings, float32 curvature and round-off are
+charged honestly. Hence
+
+    ‖r_{t+1}‖ ≤ ‖r_t‖ + β_{t+1},   β = sqrt(Σ_l β_l²),
+    β_l = ‖M_l v_l − Δ_l‖ + γ·R·(‖X̃δ_l‖·‖X̃v_l‖ + ½‖X̃v_l‖²) + rounding,
+
+and the bounds add up over sequential removals (Guo et al., Sec. 4). Their worst-case
+Theorem 1, ``‖∇L‖ ≤ 4γC_ℓ²/(λ²(n−1))`` for one removal with ``‖x_i‖ ≤ 1`` and
+``C_ℓ``-Lipschitz ``ℓ'``, is much looser and is not used for the accounting.
+
+Budget
+------
+By their Theorem 3, if ``b ~ N(0, σ²I)`` and the removed model's residual is at most
+``ε'``, the removal is ``(ε, δ)``-certified with ``σ = c·ε'/ε`` and
+``c = sqrt(2·log(1.5/δ))``. So the cumulative bound may grow up to ``σ·ε/c``; after
+that the model refuses further removals (:class:`RemovalBudgetError`) and must be refit.
+
+The noise ``b`` is part of the model's private state: the certificate covers releasing
+``coef_`` and ``intercept_``; an object that also carries ``b`` and the curvature (a
+pickle of the whole estimator) is not a certified release.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+from scipy.special import expit
+
+from ._loss import augment
+from .curvature import CurvatureError, weighted_gram
+
+__all__ = ["RemovalBudgetError", "budget_constant"]
+
+#: Lipschitz constant of ℓ''(z) = p(1−p) for the logistic loss: max |p(1−p)(1−2p)|.
+LOGISTIC_GAMMA = 1.0 / (6.0 * np.sqrt(3.0))
+_UNIT_ROUNDOFF = np.finfo(np.float64).eps
+
+
+class RemovalBudgetError(RuntimeError):
+    """A certified model cannot erase more samples without exceeding its (ε, δ) budget.
+
+    Nothing was changed; refit the model on the remaining data to restore the budget.
+    """
+
+
+def budget_constant(delta):
+    """Return ``c = sqrt(2·log(1.5/δ))`` of Guo et al.'s Theorem 3."""
+    return float(np.sqrt(2.0 * np.log(1.5 / delta)))
+
+
+def loss_gamma(loss):
+    """Lipschitz constant of ``ℓ''`` in the raw prediction."""
+    return LOGISTIC_GAMMA if loss.name == "log_loss" else 0.0
+
+
+def _rounding(*terms):
+    # Generous allowance for the round-off of one update and of evaluating a residual:
+    # a few hundred unit round-offs of the magnitudes involved.
+    return 256 * _UNIT_ROUNDOFF * float(sum(terms))
+
+
+def perturbed_gradient(loss, X, Y, theta, penalty, noise, fit_intercept):
+    """``∇L_b(θ; D)`` per label, shape (L, d̃), computed from data."""
+    Xt = augment(X, fit_intercept)
+    raw = np.asarray(Xt @ theta.T)
+    weights = loss.gradient(raw, Y)
+    return np.asarray(Xt.T @ weights).T + theta * penalty + noise
+
+
+def fit_logistic_perturbed(X, Y, penalty, noise, *, fit_intercept, max_iter, tol):
+    """Minimize ``Σℓ_i + ½θᵀPθ + bᵀθ`` per label by damped Newton (Cholesky, Armijo).
+
+    Returns ``theta`` (L, d̃) and the iteration counts. The objective is strongly convex
+    (``P > 0`` everywhere), so Newton converges quadratically and the final gradient is
+    near round-off; it is measured and charged to the budget anyway.
+    """
+    Xt = augment(X, fit_intercept)
+    n_labels, d = noise.shape
+    theta = np.zeros((n_labels, d))
+    n_iter = np.zeros(n_labels, dtype=np.int32)
+
+    def objective(t, y, b):
+        z = np.asarray(Xt @ t)
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * t @ (penalty * t) + b @ t)
+
+    for label in range(n_labels):
+        y, b, t = Y[:, label], noise[label], theta[label]
+        scale = None
+        for iteration in range(1, max_iter + 1):
+            z = np.asarray(Xt @ t)
+            p = expit(z)
+            grad = np.asarray(Xt.T @ (p - y)) + penalty * t + b
+            norm = float(np.linalg.norm(grad))
+            scale = norm if scale is None else scale
+            n_iter[label] = iteration
+            if norm <= max(tol * 1e-4 * max(scale, 1.0), 1e3 * _UNIT_ROUNDOFF * max(scale, 1.0)):
+                break
+            hessian = weighted_gram(X, p * (1 - p), fit_intercept=fit_intercept)
+            hessian.flat[:: d + 1] += penalty
+            try:
+                step = linalg.cho_solve(linalg.cho_factor(hessian), grad)
+            except linalg.LinAlgError as error:
+                raise CurvatureError("The perturbed logistic Hessian is singular.") from error
+            current, slope, rate = objective(t, y, b), float(grad @ step), 1.0
+            while rate > 1e-12:
+                candidate = t - rate * step
+                if objective(candidate, y, b) <= current - 1e-4 * rate * slope:
+                    break
+                rate /= 2
+            else:
+                break  # no more progress in floating point: the gradient is what it is
+            t = candidate
+        theta[label] = t
+    return theta, n_iter
+
+
+class Certificate:
+    """Private state of a certified model: the noise, the Grams the bound needs, the budget.
+
+    Parameters
+    ----------
+    noise : ndarray of shape (L, d̃)
+        The secret linear term ``b``, one row per label.
+    gram : ndarray of shape (d̃, d̃)
+        ``G = Σ x̃x̃ᵀ`` over the samples still in the model.
+    hessians : list of ndarray of shape (d̃, d̃)
+        ``M_l`` (the Hessian at the fitted parameters, penalty included) per label, or one
+        shared matrix when all labels have the same Hessian (ridge).
+    radius : float
+        ``R = max ‖x̃_i‖`` over the training set.
+    gamma : float
+        Lipschitz constant of ``ℓ''``.
+    initial_residual : float
+        ``‖∇L_b(θ_0; D)‖`` measured at the end of the fit, plus its rounding allowance.
+    budget : float
+        ``σ·ε/c``.
+    """
+
+    def __init__(self, noise, gram, hessians, radius, gamma, initial_residual, budget):
+        self.noise = noise
+        self.gram = gram
+        self.hessians = hessians
+        self.radius = float(radius)
+        self.gamma = float(gamma)
+        self.initial_residual = float(initial_residual)
+        self.bound = float(initial_residual)
+        self.budget = float(budget)
+
+    @property
+    def remaining(self):
+        return self.budget - self.bound
+
+    def plan(self, Xt, hessian_factors, theta_now, theta_fit, step, gradients):
+        """Bound the residual after applying ``step`` (L, d̃) for the removal of ``Xt``.
+
+        ``hessian_factors`` (k, L) are ``sqrt(ℓ'')`` of the removed samples at ``θ_0``;
+        ``gradients`` (d̃, L) is ``Δ``. Returns ``(gram, hessians, beta)``, nothing changed.
+        """
+        gram = self.gram - Xt.T @ Xt
+        gram = (gram + gram.T) / 2
+        shared = len(self.hessians) == 1
+        hessians = []
+        for h, M in enumerate(self.hessians):
+            factor = Xt * hessian_factors[:, [h]]
+            hessians.append(M - factor.T @ factor)
+        betas = []
+        for label in range(step.shape[0]):
+            M = hessians[0 if shared else label]
+            v, delta = step[label], gradients[:, label]
+            solve_error = float(np.linalg.norm(M @ v - delta))
+            drift = theta_now[label] - theta_fit[label]
+            Xv = np.sqrt(max(float(v @ gram @ v), 0.0))
+            Xdrift = np.sqrt(max(float(drift @ gram @ drift), 0.0))
+            taylor = self.gamma * self.radius * (Xdrift * Xv + 0.5 * Xv**2)
+            theta_next = theta_now[label] + v
+            rounding = _rounding(
+                np.linalg.norm(M) * (np.linalg.norm(theta_next) + np.linalg.norm(v)),
+                np.linalg.norm(delta),
+                np.linalg.norm(self.noise[label]),
+            )
+            betas.append(solve_error + taylor + rounding)
+        return gram, hessians, float(np.sqrt(np.sum(np.square(betas))))
+
+    def commit(self, gram, hessians, beta):
+        self.gram, self.hessians = gram, hessians
+        self.bound += beta
+
+
+def build_certificate(estimator, X, Y, *, budget):
+    """Measure the fit's residual and store what later bounds need (called by ``fit``)."""
+    theta = estimator._get_theta()
+    penalty = estimator._penalty_vector()
+    noise = estimator._objective_noise
+    loss = estimator._loss
+    fit_intercept = estimator.fit_intercept
+    gram = weighted_gram(X, None, fit_intercept=fit_intercept)
+    if loss.name == "squared_error":
+        hessians = [gram + np.diag(penalty)]
+    else:
+        Xt = augment(X, fit_intercept)
+        raw = np.asarray(Xt @ theta.T)
+        hessians = []
+        for label in range(theta.shape[0]):
+            M = weighted_gram(X, loss.hessian(raw[:, label], None), fit_intercept=fit_intercept)
+            hessians.append(M + np.diag(penalty))
+    residual = perturbed_gradient(loss, X, Y, theta, penalty, noise, fit_intercept)
+    Xt = augment(X, fit_intercept)
+    row_norms = np.sqrt(
+        np.asarray(Xt.multiply(Xt).sum(axis=1)).ravel()
+        if hasattr(Xt, "multiply") and not isinstance(Xt, np.ndarray)
+        else np.einsum("ij,ij->i", Xt, Xt)
+    )
+    radius = float(row_norms.max())
+    target_scale = float(np.linalg.norm(np.asarray(Xt.T @ Y)))
+    initial = float(np.linalg.norm(residual)) + _rounding(
+        np.linalg.norm(hessians[0]) * np.linalg.norm(theta) * len(hessians),
+        target_scale,
+        np.linalg.norm(noise),
+    )
+    return Certificate(
+        noise=noise,
+        gram=gram,
+        hessians=hessians,
+        radius=radius,
+        gamma=loss_gamma(loss),
+        initial_residual=initial,
+        budget=budget,
+    )
