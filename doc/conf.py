@@ -1,6 +1,6 @@
 """Sphinx configuration of the sklearn_ssse documentation.
 
-Build (from the repository root; see doc/README.md)::
+Build (from the repository root)::
 
     python -m sphinx -W --keep-going -b html doc doc/_build/html
 

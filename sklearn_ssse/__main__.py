@@ -32,6 +32,12 @@ def build_parser():
         default=[0.05, 0.2, 0.5],
         help="removal rates of the Figure-1 study",
     )
+    demo.add_argument(
+        "--max-frequency",
+        type=float,
+        default=0.2,
+        help="labels at most this frequent enter the Figure-1 study (paper: 0.2)",
+    )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress line")
     return parser
 
@@ -41,16 +47,21 @@ def main(argv=None):
     if args.command == "demo":
         from ._demo import run_demo
 
-        run_demo(
-            data=args.data,
-            C=args.C,
-            output=args.output,
-            rates=args.rates,
-            progress=False if args.no_progress else None,
-            label=args.label,
-            fraction=args.fraction,
-            random_state=args.seed,
-        )
+        try:
+            run_demo(
+                data=args.data,
+                C=args.C,
+                output=args.output,
+                rates=args.rates,
+                progress=False if args.no_progress else None,
+                label=args.label,
+                fraction=args.fraction,
+                random_state=args.seed,
+                max_frequency=args.max_frequency,
+            )
+        except (ValueError, OSError) as error:
+            print(f"python -m sklearn_ssse demo: error: {error}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -407,6 +407,7 @@ def run_demo(
     label=None,
     fraction=0.2,
     random_state=0,
+    max_frequency=0.2,
     out=print,
 ):
     """The main job: the single-request table, then the Figure-1 study with JSON and PNG."""
@@ -414,16 +415,29 @@ def run_demo(
         X, Y = load_yeast(return_X_y=True)
     else:
         X, Y = load_mulan(data, return_X_y=True)
+    if not np.any(np.asarray(Y).mean(axis=0) <= max_frequency):
+        raise ValueError(
+            f"No label has frequency <= {max_frequency}; pass a larger --max-frequency."
+        )
     start = time.perf_counter()
     single = run_erasure_demo(
         data=data, C=C, label=label, fraction=fraction, random_state=random_state, out=out
     )
     out("")
     out(
-        f"Figure 1 protocol (paper section 3): labels with frequency <= 20%, removal rates "
+        f"Figure 1 protocol (paper section 3): labels with frequency <= {max_frequency:.0%}, "
+        f"removal rates "
         f"{', '.join(f'{r:.0%}' for r in rates)}, {len(DEFAULT_EPS_GRID)} values of ε."
     )
-    study = figure1_study(X, Y, C=C, rates=rates, random_state=random_state, progress=progress)
+    study = figure1_study(
+        X,
+        Y,
+        C=C,
+        rates=rates,
+        max_frequency=max_frequency,
+        random_state=random_state,
+        progress=progress,
+    )
     out(format_figure1_table(study))
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

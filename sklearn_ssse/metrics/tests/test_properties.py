@@ -7,8 +7,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sklearn.metrics import roc_auc_score
 
 from sklearn_ssse.metrics import parameter_distance, similarity_ratio
+from sklearn_ssse.metrics._similarity import _per_label_auc
 
 from ._helpers import binary_problem, blend, multiclass_problem, multilabel_problem
 
@@ -80,3 +82,28 @@ def test_parameter_distance_properties(coefs, icpts, scale):
     assert distance >= 0.0
     scaled = (_model(scale * c, scale * i) for c, i in zip(coefs, icpts, strict=True))
     assert parameter_distance(*scaled) == pytest.approx(distance, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    n_samples=st.integers(2, 40),
+    n_labels=st.integers(1, 5),
+    n_paths=st.integers(1, 3),
+    levels=st.integers(1, 6),
+)
+def test_vectorized_auc_equals_roc_auc_score(data, n_samples, n_labels, n_paths, levels):
+    """The rank-based AUC of every column equals scikit-learn's roc_auc_score, ties included
+    (few distinct score levels force many ties), and invalid columns are 0."""
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    indicator = rng.random((n_samples, n_labels)) < rng.random(n_labels)
+    scores = rng.integers(0, levels, size=(n_samples, n_labels, n_paths)).astype(float)
+    n_positive = indicator.sum(axis=0)
+    valid = (n_positive > 0) & (n_positive < n_samples)
+    auc = _per_label_auc(indicator, scores, valid)
+    for j in range(n_labels):
+        for p in range(n_paths):
+            expected = roc_auc_score(indicator[:, j], scores[:, j, p]) if valid[j] else 0.0
+            assert auc[j, p] == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert np.array_equal(_per_label_auc(indicator, scores[:, :, 0], valid), auc[:, 0])
