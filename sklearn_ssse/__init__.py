@@ -5,7 +5,8 @@ y_removed)``, a closed-form Newton/SSSE step (Peste, Alistarh & Lampert, 2021) o
 block curvature that needs no access to the training set.
 """
 
-from ._base import ForgetStep
+from ._base import SKOPS_TRUSTED_TYPES, ForgetStep
+from ._certified import RemovalBudgetError
 from ._pipeline import forget
 from .curvature import BlockFisherInverse, CurvatureError
 from .linear_model import UnlearnableLogisticRegression, UnlearnableRidge
@@ -17,6 +18,8 @@ __all__ = [
     "BlockFisherInverse",
     "CurvatureError",
     "ForgetStep",
+    "RemovalBudgetError",
+    "SKOPS_TRUSTED_TYPES",
     "SampleEraser",
     "UnlearnableLogisticRegression",
     "UnlearnableRidge",

@@ -17,9 +17,11 @@ term and the sum over ``D∖S`` (``leave_out=True``, ``m = n−k``) or ``D`` (th
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import threading
+import warnings
 from datetime import datetime, timezone
 from numbers import Integral, Real
 
@@ -35,12 +37,23 @@ from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
 from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
 
-__all__ = ["FORMAT_VERSION", "ForgetStep", "UnlearnableLinearMixin"]
+__all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "ForgetStep", "UnlearnableLinearMixin"]
 
 #: Version of the persisted (pickle / joblib / skops) state of the estimators. Raise it when
 #: a release changes the meaning of stored attributes; older releases then refuse the file
 #: instead of mis-reading it.
 FORMAT_VERSION = 1
+
+#: The package's own types in a persisted estimator, for ``skops.io.load(...,
+#: trusted=SKOPS_TRUSTED_TYPES)``. skops refuses types it does not know unless trusted.
+SKOPS_TRUSTED_TYPES = [
+    "sklearn_ssse._certified.Certificate",
+    "sklearn_ssse._fingerprint.FingerprintMultiset",
+    "sklearn_ssse.curvature._block_inverse.BlockFisherInverse",
+    "sklearn_ssse.curvature._block_inverse._Block",
+    "sklearn_ssse.linear_model._logistic.UnlearnableLogisticRegression",
+    "sklearn_ssse.linear_model._ridge.UnlearnableRidge",
+]
 
 
 def transactional(method):
@@ -226,6 +239,15 @@ class UnlearnableLinearMixin:
                 self.noise_sigma * self.certified_epsilon / budget_constant(self.certified_delta)
             )
             self._certificate = build_certificate(self, X, Y, budget=budget)
+            if not self._certificate.remaining > 0:
+                warnings.warn(
+                    f"The fitted model's gradient residual bound "
+                    f"{self._certificate.bound:.4g} already exceeds the removal budget "
+                    f"{budget:.4g}: no removal can be certified. Increase max_iter, "
+                    "noise_sigma or certified_epsilon.",
+                    UserWarning,
+                    stacklevel=3,
+                )
             self.gradient_residual_bound_ = self._certificate.bound
             self.removal_budget_remaining_ = self._certificate.remaining
         else:
@@ -255,14 +277,19 @@ class UnlearnableLinearMixin:
             n_rows = len(X) if hasattr(X, "__len__") else None
         if n_rows == 0:
             raise ValueError(f"{what} is empty (0 samples): there is nothing to erase.")
-        X = validate_data(
-            self,
-            X,
-            reset=False,
-            accept_sparse="csr",
-            dtype=np.float64,
-            ensure_min_samples=1,
-        )
+        try:
+            X = validate_data(
+                self,
+                X,
+                reset=False,
+                accept_sparse="csr",
+                dtype=np.float64,
+                ensure_min_samples=1,
+            )
+        except (TypeError, ValueError) as error:
+            if "convert" not in str(error) and "argument must be" not in str(error):
+                raise
+            raise ValueError(f"{what} must be numeric: {error}") from error
         Y = self._encode_removed_targets(y)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X_removed has {X.shape[0]} samples but y_removed has {Y.shape[0]}.")
@@ -423,15 +450,20 @@ class UnlearnableLinearMixin:
         Notes
         -----
         **Atomicity.** Everything the request changes (step, curvature change, fingerprints,
-        log entry, certificate) is computed first; only then are attributes assigned, by
-        operations that cannot fail half-way. On any error the model is exactly what it
-        was.
+        log entry, certificate) is computed first, into new objects (the curvature change
+        is applied to a copy that shares the unchanged arrays); the model then takes them
+        in one ``__dict__`` update. The objects the model held are never modified, so on
+        any error, including one injected after the curvature change, the model is
+        exactly what it was.
 
-        **Threads.** ``forget``, ``forget_step`` and pickling hold a per-model re-entrant
-        lock, so concurrent requests are serialized and each applies exactly once, against
-        the state left by the previous one (a duplicate request from a second thread then
-        fails the membership check). ``predict`` and other readers do not take the lock;
-        a prediction made during a ``forget`` may use the old or the new parameters.
+        **Threads.** ``fit``, ``forget``, ``forget_step``, ``gradient_residual``,
+        ``erasure_log_to_json`` and pickling hold a per-model re-entrant lock, so concurrent
+        requests are serialized and each applies exactly once, against the state left by
+        the previous one (a duplicate request from a second thread then fails the
+        membership check). ``predict`` and other readers do not take it; a prediction made
+        during a ``forget`` may use the old or the new parameters (``coef_`` and
+        ``intercept_`` are replaced in the same update, but a reader may fetch one before
+        and the other after it).
         """
         eps = self._validate_eps(eps)
         with self._lock():
@@ -439,45 +471,60 @@ class UnlearnableLinearMixin:
             theta_now = self._get_theta()
             step = eps * plan.direction
             coef, intercept = self._split_theta(theta_now + step)
+            new_state = {"coef_": coef, "intercept_": intercept}
             certificate = self.__dict__.get("_certificate")
-            if certificate is not None:
-                cert_update = self._plan_certificate(certificate, plan, theta_now, step)
             entry = self._log_entry(plan, eps, float(np.linalg.norm(step)))
             if certificate is not None:
-                entry["residual_bound_step"] = cert_update[2]
-                entry["residual_bound_total"] = certificate.bound + cert_update[2]
-                entry["budget_remaining"] = certificate.budget - entry["residual_bound_total"]
-            # Commit: assignments only; nothing below can fail half-way.
-            self.curvature_.apply(plan.change)
-            self.coef_, self.intercept_ = coef, intercept
-            self.fingerprints_ = plan.fingerprints
-            self.n_samples_ -= plan.n_removed
-            self.n_forgotten_ += plan.n_removed
-            if certificate is not None:
-                certificate.commit(*cert_update)
-                self.gradient_residual_bound_ = certificate.bound
-                self.removal_budget_remaining_ = certificate.remaining
-            self.erasure_log_.append(entry)
+                certificate = self._plan_certificate(certificate, plan, theta_now, step)
+                entry["residual_bound_step"] = certificate.last_step
+                entry["residual_bound_total"] = certificate.bound
+                entry["budget_remaining"] = certificate.remaining
+                new_state.update(
+                    _certificate=certificate,
+                    gradient_residual_bound_=certificate.bound,
+                    removal_budget_remaining_=certificate.remaining,
+                )
+            # Copy on write: the change is applied to a shallow copy of the curvature (new
+            # block records, shared arrays that are never written in place), so that the
+            # objects the model holds now are never modified and a state taken by
+            # ``__getstate__`` before this request stays consistent.
+            new_state["curvature_"] = _copy_curvature(self.curvature_).apply(plan.change)
+            new_state.update(
+                fingerprints_=plan.fingerprints,
+                n_samples_=self.n_samples_ - plan.n_removed,
+                n_forgotten_=self.n_forgotten_ + plan.n_removed,
+                erasure_log_=[*self.erasure_log_, entry],
+            )
+            # Commit: one dict update, which cannot fail half-way.
+            self.__dict__.update(new_state)
         return self
 
     # ------------------------------------------------------------------ certified removal
     def _plan_certificate(self, certificate, plan, theta_now, step):
+        """The certificate after this removal (a new object), or RemovalBudgetError."""
+        if plan.n_unmatched:
+            raise ValueError(
+                f"{plan.n_unmatched} of the removed samples do not match a training sample "
+                "still in the model; a certified model can only erase its own samples (its "
+                "certificate tracks the remaining data), so check_membership=False cannot "
+                "be used to skip this check."
+            )
         theta_fit = self._theta_at_fit
         if len(certificate.hessians) == 1 and self._loss.name == "squared_error":
             factors = np.ones((plan.Xt.shape[0], 1))
         else:
             factors = np.sqrt(self._loss.hessian(plan.Xt @ theta_fit.T, plan.Y))
-        update = certificate.plan(plan.Xt, factors, theta_now, theta_fit, step, plan.gradients)
-        total = certificate.bound + update[2]
-        if not total <= certificate.budget:
+        updated = certificate.plan(plan.Xt, factors, theta_now, theta_fit, step, plan.gradients)
+        if not updated.bound <= certificate.budget:
             raise RemovalBudgetError(
                 f"Erasing these {plan.n_removed} samples would raise the gradient-residual "
-                f"bound to {total:.4g}, above the budget σ·ε/c = {certificate.budget:.4g} of "
-                f"(ε={self.certified_epsilon}, δ={self.certified_delta})-certified removal "
-                f"(bound so far {certificate.bound:.4g}). Nothing was changed: refit the model "
-                "on the remaining data to erase them and restore the budget."
+                f"bound to {updated.bound:.4g}, above the budget σ·ε/c = "
+                f"{certificate.budget:.4g} of (ε={self.certified_epsilon}, "
+                f"δ={self.certified_delta})-certified removal (bound so far "
+                f"{certificate.bound:.4g}). Nothing was changed: refit the model on the "
+                "remaining data to erase them and restore the budget."
             )
-        return update
+        return updated
 
     def gradient_residual(self, X_remaining, y_remaining):
         """Norm of the training objective's gradient at the current parameters.
@@ -496,18 +543,30 @@ class UnlearnableLinearMixin:
         float
         """
         check_is_fitted(self, "curvature_")
-        X, Y = self._validate_removed(X_remaining, y_remaining, what="X_remaining")
-        certificate = self.__dict__.get("_certificate")
-        noise = 0.0 if certificate is None else certificate.noise
-        gradient = perturbed_gradient(
-            self._loss,
-            X,
-            Y,
-            self._get_theta(),
-            self._penalty_vector(),
-            noise,
-            self.fit_intercept,
-        )
+        with self._lock():  # parameters, counts and noise of one state
+            X, Y = self._validate_removed(X_remaining, y_remaining, what="X_remaining")
+            if X.shape[0] != self.n_samples_:
+                raise ValueError(
+                    f"X_remaining has {X.shape[0]} samples but the model holds {self.n_samples_}: "
+                    "pass exactly the training samples that have not been erased."
+                )
+            if self.check_membership and len(self.fingerprints_.missing(row_fingerprints(X, Y))):
+                raise ValueError(
+                    "X_remaining does not match the samples still in the model (some were never "
+                    "trained on or were erased): pass exactly the training samples that have "
+                    "not been erased."
+                )
+            certificate = self.__dict__.get("_certificate")
+            noise = 0.0 if certificate is None else certificate.noise
+            gradient = perturbed_gradient(
+                self._loss,
+                X,
+                Y,
+                self._get_theta(),
+                self._penalty_vector(),
+                noise,
+                self.fit_intercept,
+            )
         return float(np.linalg.norm(gradient))
 
     # ------------------------------------------------------------------ erasure record
@@ -564,6 +623,9 @@ class UnlearnableLinearMixin:
         str
         """
         check_is_fitted(self, "curvature_")
+        with self._lock():
+            counts = int(self.n_samples_), int(self.n_forgotten_)
+            entries = self.erasure_log_
         record = {
             "format": "sklearn_ssse.erasure_log",
             "format_version": 1,
@@ -572,9 +634,9 @@ class UnlearnableLinearMixin:
             "fingerprint": "blake2b-128 of the float64 feature row followed by the encoded "
             "targets (dense, -0.0 as 0.0)",
             "certified": bool(self.certified),
-            "n_samples_remaining": int(self.n_samples_),
-            "n_forgotten": int(self.n_forgotten_),
-            "entries": self.erasure_log_,
+            "n_samples_remaining": counts[0],
+            "n_forgotten": counts[1],
+            "entries": entries,
         }
         text = json.dumps(record, indent=indent)
         if path is not None:
@@ -583,19 +645,36 @@ class UnlearnableLinearMixin:
         return text
 
 
-def _one_norm(G):
-    return float(np.abs(G).sum(axis=0).max())
+def _copy_curvature(curvature):
+    """A copy of a BlockFisherInverse that shares its arrays but not its block records.
+
+    ``BlockFisherInverse.apply`` only rebinds the attributes of the blocks (and of the
+    inverse itself) to new arrays; applied to this copy it leaves the original untouched.
+    """
+    new = copy.copy(curvature)
+    new.blocks_ = [copy.copy(blk) for blk in curvature.blocks_]
+    return new
+
+
+def _scaled_one_norm(G):
+    """1-norm of the equilibrated ``D^{-1/2} G D^{-1/2}`` (``D = diag G``) and ``sqrt(D)``."""
+    root = np.sqrt(np.abs(np.diag(G)).astype(np.float64))
+    inverse_root = 1.0 / np.where(root > 0, root, 1.0)
+    # Column sums of |S| without forming S: Σ_i |G_ij|/(r_i r_j) = ((|G|ᵀ r⁻¹) ⊙ r⁻¹)_j.
+    column_sums = (np.abs(G).T @ inverse_root.astype(G.dtype)) * inverse_root
+    return float(column_sums.max()), root
 
 
 def _recording_norms(grams, norms):
-    """Pass ``grams`` on unchanged (a list stays a list), appending each one's 1-norm."""
+    """Pass ``grams`` on unchanged (a list stays a list), recording each one's equilibrated
+    1-norm and diagonal scale (before ``fit_gram`` factors it in place)."""
     if isinstance(grams, (list, tuple)):
-        norms.extend(_one_norm(G) for G in grams)
+        norms.extend(_scaled_one_norm(G) for G in grams)
         return grams
 
     def generate():
         for G in grams:
-            norms.append(_one_norm(G))
+            norms.append(_scaled_one_norm(G))
             yield G
 
     return generate()
@@ -605,18 +684,23 @@ def _check_conditioning(curvature, norms, dtype):
     """Refuse numerically singular undamped blocks.
 
     A Cholesky factor exists for some matrices that are singular to working precision;
-    their inverse would turn round-off into arbitrarily large erasure steps. The 1-norm
-    condition number ``‖M‖₁‖M⁻¹‖₁`` is exact here because ``M⁻¹`` is stored.
+    their inverse would turn round-off into arbitrarily large erasure steps. The test is
+    on the equilibrated matrix ``S = D^{-1/2} M D^{-1/2}`` (``D = diag M``): a badly scaled
+    but well-posed problem (a feature in other units) is solved as accurately as its
+    scaled twin by Cholesky, so only ``cond₁(S) = ‖S‖₁‖S⁻¹‖₁`` (exact: ``M⁻¹`` is stored)
+    above ``1/(d·u)`` is refused.
     """
-    for b, (blk, norm) in enumerate(zip(curvature.blocks_, norms)):
+    for b, (blk, (norm, root)) in enumerate(zip(curvature.blocks_, norms)):
         if blk.inverse is None:
             continue  # damped: the shift m·λ bounds the condition number
-        condition = norm * float(np.abs(blk.inverse).sum(axis=0).max())
+        # ‖S⁻¹‖₁ with S⁻¹ = D^{1/2} M⁻¹ D^{1/2}: column sums ((|M⁻¹|ᵀ r) ⊙ r)_j.
+        column_sums = (np.abs(blk.inverse).T @ root.astype(blk.inverse.dtype)) * root
+        condition = norm * float(column_sums.max())
         if not condition < 1.0 / (blk.size * np.finfo(dtype).eps):
             raise CurvatureError(
                 f"Curvature block {b} is numerically singular (condition number "
-                f"{condition:.3g}); use damping > 0, a stronger penalty, float64 curvature, "
-                "or remove collinear features."
+                f"{condition:.3g} after scaling); use damping > 0, a stronger penalty, "
+                "float64 curvature, or remove collinear features."
             )
 
 

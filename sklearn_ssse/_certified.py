@@ -70,6 +70,8 @@ pickle of the whole estimator) is not a certified release.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from scipy import linalg
 from scipy.special import expit
@@ -119,8 +121,12 @@ def fit_logistic_perturbed(X, Y, penalty, noise, *, fit_intercept, max_iter, tol
     """Minimize ``Σℓ_i + ½θᵀPθ + bᵀθ`` per label by damped Newton (Cholesky, Armijo).
 
     Returns ``theta`` (L, d̃) and the iteration counts. The objective is strongly convex
-    (``P > 0`` everywhere), so Newton converges quadratically and the final gradient is
-    near round-off; it is measured and charged to the budget anyway.
+    (``P > 0`` everywhere), so Newton converges quadratically; it stops when the gradient
+    norm is below ``tol·1e-4`` times its value at ``θ = 0`` (or ``1e3·u`` times, ``u`` the
+    unit round-off). Near the optimum the objective is flat to round-off and cannot judge
+    a step, so the full Newton step is then taken if it reduces the gradient norm; a
+    gradient that stops halving below ``sqrt(u)`` times its start is at its floor. The
+    best iterate is returned; its residual is measured and charged to the budget.
     """
     Xt = augment(X, fit_intercept)
     n_labels, d = noise.shape
@@ -131,9 +137,14 @@ def fit_logistic_perturbed(X, Y, penalty, noise, *, fit_intercept, max_iter, tol
         z = np.asarray(Xt @ t)
         return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * t @ (penalty * t) + b @ t)
 
+    def gradient_norm(t, y, b):
+        p = expit(np.asarray(Xt @ t))
+        return float(np.linalg.norm(np.asarray(Xt.T @ (p - y)) + penalty * t + b))
+
     for label in range(n_labels):
         y, b, t = Y[:, label], noise[label], theta[label]
-        scale = None
+        scale, stalled = None, 0
+        best_norm, best = np.inf, t
         for iteration in range(1, max_iter + 1):
             z = np.asarray(Xt @ t)
             p = expit(z)
@@ -141,7 +152,15 @@ def fit_logistic_perturbed(X, Y, penalty, noise, *, fit_intercept, max_iter, tol
             norm = float(np.linalg.norm(grad))
             scale = norm if scale is None else scale
             n_iter[label] = iteration
+            stalled = 0 if norm < 0.5 * best_norm else stalled + 1
+            if norm < best_norm:
+                best_norm, best = norm, t
             if norm <= max(tol * 1e-4 * max(scale, 1.0), 1e3 * _UNIT_ROUNDOFF * max(scale, 1.0)):
+                break
+            if stalled >= 3 and best_norm <= np.sqrt(_UNIT_ROUNDOFF) * max(scale, 1.0):
+                # Newton converges quadratically near the optimum: a small gradient that has
+                # not halved in three iterations is at its floating-point floor. Keep the
+                # best iterate (its residual is measured and charged to the budget).
                 break
             hessian = weighted_gram(X, p * (1 - p), fit_intercept=fit_intercept)
             hessian.flat[:: d + 1] += penalty
@@ -150,6 +169,14 @@ def fit_logistic_perturbed(X, Y, penalty, noise, *, fit_intercept, max_iter, tol
             except linalg.LinAlgError as error:
                 raise CurvatureError("The perturbed logistic Hessian is singular.") from error
             current, slope, rate = objective(t, y, b), float(grad @ step), 1.0
+            if slope <= 64 * _UNIT_ROUNDOFF * (1.0 + abs(current)):
+                # Near the optimum the objective is flat to round-off and cannot judge the
+                # step: take the full Newton step if it reduces the gradient, else stop.
+                candidate = t - step
+                if gradient_norm(candidate, y, b) < norm:
+                    t = candidate
+                    continue
+                break
             while rate > 1e-12:
                 candidate = t - rate * step
                 if objective(candidate, y, b) <= current - 1e-4 * rate * slope:
@@ -158,7 +185,7 @@ def fit_logistic_perturbed(X, Y, penalty, noise, *, fit_intercept, max_iter, tol
             else:
                 break  # no more progress in floating point: the gradient is what it is
             t = candidate
-        theta[label] = t
+        theta[label] = best
     return theta, n_iter
 
 
@@ -192,6 +219,7 @@ class Certificate:
         self.gamma = float(gamma)
         self.initial_residual = float(initial_residual)
         self.bound = float(initial_residual)
+        self.last_step = 0.0  # β of the latest removal
         self.budget = float(budget)
 
     @property
@@ -199,10 +227,11 @@ class Certificate:
         return self.budget - self.bound
 
     def plan(self, Xt, hessian_factors, theta_now, theta_fit, step, gradients):
-        """Bound the residual after applying ``step`` (L, d̃) for the removal of ``Xt``.
+        """The certificate after applying ``step`` (L, d̃) for the removal of ``Xt``.
 
         ``hessian_factors`` (k, L) are ``sqrt(ℓ'')`` of the removed samples at ``θ_0``;
-        ``gradients`` (d̃, L) is ``Δ``. Returns ``(gram, hessians, beta)``, nothing changed.
+        ``gradients`` (d̃, L) is ``Δ``. Returns a new :class:`Certificate` whose ``bound``
+        is this one's plus ``β``; ``self`` is not changed (the new one shares ``noise``).
         """
         gram = self.gram - Xt.T @ Xt
         gram = (gram + gram.T) / 2
@@ -227,11 +256,12 @@ class Certificate:
                 np.linalg.norm(self.noise[label]),
             )
             betas.append(solve_error + taylor + rounding)
-        return gram, hessians, float(np.sqrt(np.sum(np.square(betas))))
-
-    def commit(self, gram, hessians, beta):
-        self.gram, self.hessians = gram, hessians
-        self.bound += beta
+        beta = float(np.sqrt(np.sum(np.square(betas))))
+        updated = copy.copy(self)
+        updated.gram, updated.hessians = gram, hessians
+        updated.bound = self.bound + beta
+        updated.last_step = beta
+        return updated
 
 
 def build_certificate(estimator, X, Y, *, budget):

@@ -227,6 +227,11 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
             if not np.isin(Y, (0, 1)).all():
                 raise ValueError("y_removed must contain only 0 and 1 for multi-label targets.")
             return Y.astype(np.float64)
+        if hasattr(y, "toarray"):
+            raise ValueError(
+                "y_removed is a sparse matrix; sparse targets are only accepted for "
+                "multi-label models. Pass the class labels as a dense 1-D array."
+            )
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]

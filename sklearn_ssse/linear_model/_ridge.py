@@ -145,6 +145,8 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         return y.reshape(y.shape[0], -1)
 
     def _encode_removed_targets(self, y):
+        if hasattr(y, "toarray"):
+            raise ValueError("y_removed is a sparse matrix; pass the targets as a dense array.")
         y = np.asarray(y)
         if y.dtype.kind == "O":
             # An object array of numbers is accepted and converted, as by fit.

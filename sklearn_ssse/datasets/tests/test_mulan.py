@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import os
 import re
 import tempfile
 from importlib import resources
@@ -16,7 +17,14 @@ from scipy.io import arff
 from sklearn_ssse.datasets import load_mulan, load_yeast
 
 # The shared real data lives beside the repository root, not inside the package.
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+# $SKLEARN_SSSE_SHARED_DATA first, then ../shared/data beside the checkout, then the
+# workplace's fixed location (a clean clone elsewhere, as CI makes, still finds it).
+_CANDIDATES = [
+    os.environ.get("SKLEARN_SSSE_SHARED_DATA", ""),
+    Path(__file__).resolve().parents[3].parent / "shared" / "data",
+    "/work/shared/data",
+]
+SHARED_DATA = next((Path(c) for c in _CANDIDATES if c and Path(c).is_dir()), Path(_CANDIDATES[1]))
 
 # (name, n_train, n_test, n_features, n_labels, sparse file) from the shared README table.
 MULAN = [
