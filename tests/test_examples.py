@@ -1,7 +1,7 @@
 """Run the gallery examples that need only the core package, each in its own process.
 
-The torch examples (``examples/plot_torch_*.py``) are not run here: they are slow and have
-their own tests.
+The torch examples (``examples/plot_torch_*.py``) run in their quick mode
+(``SKLEARN_SSSE_EXAMPLE_QUICK=1``: fewer epochs and a smaller ε grid) when torch is installed.
 """
 
 import os
@@ -29,7 +29,7 @@ ENV = {
 }
 
 
-def run_example(name, tmp_path):
+def run_example(name, tmp_path, env=ENV, timeout=TIMEOUT):
     path = EXAMPLES / name
     if not path.exists():
         pytest.skip(f"{name} is not in this checkout (examples/ is not installed)")
@@ -37,10 +37,10 @@ def run_example(name, tmp_path):
     completed = subprocess.run(
         [sys.executable, str(path)],
         cwd=tmp_path,
-        env=ENV,
+        env=env,
         capture_output=True,
         text=True,
-        timeout=TIMEOUT,
+        timeout=timeout,
     )
     seconds = time.perf_counter() - start
     assert completed.returncode == 0, (
@@ -68,3 +68,19 @@ def test_pipeline_erasure(tmp_path):
     assert "ValueError: Cannot erase samples through pipeline step" in out
     for name in ("original", "erased", "retrained"):
         assert re.search(rf"^{name}\s+\d", out, flags=re.MULTILINE), out
+
+
+TORCH_ENV = {**ENV, "SKLEARN_SSSE_EXAMPLE_QUICK": "1"}
+
+
+def test_torch_feature_pipeline(tmp_path):
+    pytest.importorskip("torch")
+    out = run_example("plot_torch_feature_pipeline.py", tmp_path, env=TORCH_ENV, timeout=180)
+    assert "pipeline erasure matches the erasure by hand: True" in out
+
+
+def test_torch_resnet_erasure(tmp_path):
+    pytest.importorskip("torch")
+    out = run_example("plot_torch_resnet_erasure.py", tmp_path, env=TORCH_ENV, timeout=300)
+    assert "| ε | train S |" in out
+    assert re.search(r"^\| all of class 0 \| SSSE \|", out, flags=re.MULTILINE), out

@@ -78,6 +78,35 @@ def test_pickle_clone_and_tags():
     assert get_tags(ext).requires_fit is False
 
 
+def test_features_do_not_depend_on_the_batch_they_are_computed_in():
+    # Removal requests are checked against exact fingerprints of the training features,
+    # so a sample must get bit-identical features alone or with the whole training set.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 12 * 12, 16),
+    )
+    X = np.random.default_rng(0).normal(size=(300, 1, 12, 12))
+    ext = TorchFeatureExtractor(net, batch_size=128, dtype="float64").fit(X)
+    full = ext.transform(X)
+    rows = np.sort(np.random.default_rng(1).choice(300, 37, replace=False))
+    assert np.array_equal(ext.transform(X[rows]), full[rows])
+    assert np.array_equal(ext.transform(X[rows[:1]]), full[rows[:1]])
+
+
+def test_progress_bar(capsys):
+    net, X = small_cnn(), images(10)
+    TorchFeatureExtractor(net, batch_size=3, progress=True).fit_transform(X)
+    err = capsys.readouterr().err
+    assert "4/4 batches" in err and err.endswith("\n")
+    TorchFeatureExtractor(net, batch_size=3, progress=False).fit_transform(X)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress"):
+        TorchFeatureExtractor(net, progress="yes").fit(X)
+
+
 def test_set_output_pandas():
     pd = pytest.importorskip("pandas")
     net, X = small_cnn(), images(9)

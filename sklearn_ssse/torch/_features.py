@@ -62,7 +62,11 @@ class TorchFeatureExtractor(TransformerMixin, BaseEstimator):
 
     Inputs are run in evaluation mode (batch-norm uses its running statistics, dropout is
     off) and without gradient tracking, in batches; the module's own train/eval flags are
-    restored afterwards.
+    restored afterwards. The last, incomplete batch is padded with zeros to ``batch_size``
+    rows: CPU kernels picked by the batch shape change the last bits of the result, and a
+    sample must get bit-identical features whether it is transformed with the whole
+    training set or alone in a removal request (the unlearnable estimators check removal
+    requests against exact fingerprints of the samples they were fitted on).
 
     Parameters
     ----------
@@ -146,7 +150,7 @@ class TorchFeatureExtractor(TransformerMixin, BaseEstimator):
             cached = self.__dict__["_runtime_cache"]
         return cached[1]
 
-    def _compute(self, X):
+    def _compute(self, X, pad=True):
         dtype, device = self._check_params()
         X = _as_tensor(X, dtype)
         if X.ndim < 1 or X.shape[0] == 0:
@@ -174,13 +178,21 @@ class TorchFeatureExtractor(TransformerMixin, BaseEstimator):
             with torch.inference_mode():
                 for b, start in enumerate(range(0, X.shape[0], self.batch_size)):
                     batch = X[start : start + self.batch_size].to(device)
+                    n_rows = batch.shape[0]
+                    if pad and n_rows < self.batch_size:
+                        # Pad to a full batch: kernels chosen by batch shape change the
+                        # last bits, and a sample must get the same features whether it
+                        # is transformed with the training set or in a removal request.
+                        filler = batch.new_zeros((self.batch_size - n_rows, *batch.shape[1:]))
+                        batch = torch.cat([batch, filler])
                     try:
                         out = module(batch)
                     except _StopForward:
                         out = captured.pop("out")
                     if isinstance(out, (tuple, list)):
                         out = out[0]
-                    outputs.append(out.reshape(out.shape[0], -1).to("cpu", torch.float64))
+                    out = out[:n_rows]
+                    outputs.append(out.reshape(n_rows, -1).to("cpu", torch.float64))
                     bar.update(b + 1)
         finally:
             if handle is not None:
@@ -203,7 +215,8 @@ class TorchFeatureExtractor(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        self.n_features_out_ = self._compute(_as_tensor(X, torch.float64)[:1]).shape[1]
+        # One sample is enough (lists, arrays and tensors all slice).
+        self.n_features_out_ = self._compute(X[:1], pad=False).shape[1]
         return self
 
     def transform(self, X):

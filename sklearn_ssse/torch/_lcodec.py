@@ -8,16 +8,23 @@ information about the loss, in the sense of Azadkia & Chatterjee's conditional
 dependence coefficient ``T(Y, Z | X)`` (CODEC), are chosen by its forward selection
 (FOCI), and the update is restricted to their parameters.
 
-Differences from the authors' public code (github.com/vsingh-group/LCODEC-deep-unlearning):
+Differences from the authors' public code (github.com/vsingh-group/LCODEC-deep-unlearning,
+read for reference, not copied; see also ``doc/torch.rst``):
 
 * the update on the selected parameters is the SSSE step (empirical Fisher of the
   training set on the subset, Eq. 4), not their finite-difference Hessian from the
   gradients stored at the last two training epochs, and no noise is added;
+* ranks count ties as in Azadkia & Chatterjee's definition (``R_i = #{j: y_j ≤ y_i}``,
+  ``L_i = #{j: y_j ≥ y_i}``; their code ranks with ``argsort`` and ``L = n + 1 − R``),
+  and ties between nearest neighbours are broken at random;
 * unit activations are standardized before the nearest-neighbour searches (their code
   uses raw activations, so units with large activations dominate the distances), and
-  rank ties are counted as in Azadkia & Chatterjee's definition;
+  constant units are dropped;
 * the perturbation batch is a random subset of at most ``max_samples`` removed samples,
-  and the number of selected units can be capped.
+  the number of selected units can be capped, and candidate layers can be named.
+
+As in their code, FOCI keeps the first unit even if its coefficient is not positive, so
+that every request changes something.
 """
 
 from __future__ import annotations
@@ -91,8 +98,9 @@ def codec(y, Z, X=None, *, random_state=0):
 def foci(y, Z, *, max_features=None, early_stop=True, random_state=0):
     """Feature Ordering by Conditional Independence (Azadkia & Chatterjee, 2021).
 
-    Greedily adds the column of ``Z`` with the largest ``T(y, Z_j | selected)``, stopping
-    when no column increases the dependence (``T ≤ 0``) or after ``max_features``.
+    Greedily adds the column of ``Z`` with the largest ``T(y, Z_j | selected)`` (the
+    unconditional ``T(y, Z_j)`` for the first), stopping when no column increases the
+    dependence (``T ≤ 0``) or after ``max_features``. The first column is always kept.
 
     Parameters
     ----------
@@ -158,6 +166,7 @@ def lcodec_select(
     max_samples=64,
     max_units=None,
     layer_types=(torch.nn.Conv2d, torch.nn.Linear),
+    layers=None,
     random_state=0,
 ):
     """Select the units (and their parameters) to update for a removal request (L-CODEC).
@@ -178,6 +187,9 @@ def lcodec_select(
         Cap on the number of selected units.
     layer_types : tuple of type, default=(Conv2d, Linear)
         Modules whose output units are candidates.
+    layers : list of str, default=None
+        Names (as in ``module.named_modules()``) of the modules whose output units are
+        candidates, instead of all modules of ``layer_types``.
     random_state : int, default=0
 
     Returns
@@ -190,9 +202,16 @@ def lcodec_select(
     if X.shape[0] > max_samples:
         rows = torch.as_tensor(np.sort(rng.choice(X.shape[0], max_samples, replace=False)))
         X, y = X[rows], y[rows]
-    layers = [(n, m) for n, m in module.named_modules() if isinstance(m, tuple(layer_types))]
-    if not layers:
-        raise ValueError(f"The module has no layer of types {layer_types}.")
+    if layers is None:
+        layers = [(n, m) for n, m in module.named_modules() if isinstance(m, tuple(layer_types))]
+        if not layers:
+            raise ValueError(f"The module has no layer of types {layer_types}.")
+    else:
+        named = dict(module.named_modules())
+        missing = [n for n in layers if n not in named]
+        if missing:
+            raise ValueError(f"The module has no layer {missing}; it has {list(named)[:20]}.")
+        layers = [(n, named[n]) for n in layers]
     captured = {}
 
     def make_hook(name):
