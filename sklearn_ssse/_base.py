@@ -113,6 +113,7 @@ class _Plan:
         # of the samples that matched, and the number that did not
         self.Xt, self.Y, self.gradients = extra["Xt"], extra["Y"], extra["gradients"]
         self.erased_digests, self.n_unmatched = extra["erased_digests"], extra["n_unmatched"]
+        self.label_counts = extra.get("label_counts")  # per-label positives and total after
 
 
 class UnlearnableLinearMixin:
@@ -230,6 +231,8 @@ class UnlearnableLinearMixin:
 
     def _finish_fit(self, X, Y, gram=None):
         self._build_curvature(X, Y, gram=gram)
+        self._settings_at_fit = self._fit_settings()
+        self._label_counts = self._count_labels(Y)
         self.fingerprints_ = FingerprintMultiset(row_fingerprints(X, Y))
         self.n_forgotten_ = 0
         # A new fit is a new model: it has erased nothing yet.
@@ -297,7 +300,81 @@ class UnlearnableLinearMixin:
             raise ValueError("y_removed contains NaN or infinity.")
         return X, Y
 
+    # Parameters baked into the stored curvature, the fitted parameters or the certificate at
+    # fit time. ``eps``, ``leave_out``, ``check_membership`` and ``n_jobs`` are read at each
+    # request and may change freely after fit.
+    _settings_fixed_at_fit = (
+        "C",
+        "alpha",
+        "fit_intercept",
+        "curvature",
+        "damping",
+        "curvature_dtype",
+        "certified",
+        "noise_sigma",
+        "certified_epsilon",
+        "certified_delta",
+    )
+
+    def _fit_settings(self):
+        return {
+            name: getattr(self, name)
+            for name in self._settings_fixed_at_fit
+            if name in self.get_params(deep=False)
+        }
+
+    def _check_fit_settings(self):
+        """Refuse a request after ``set_params`` changed what the stored state was built with:
+        half of the step would follow the new setting and half the old one."""
+        at_fit = getattr(self, "_settings_at_fit", None)
+        if at_fit is None:  # saved before the settings were recorded
+            return
+        now = self._fit_settings()
+        changed = [name for name in at_fit if now.get(name) != at_fit[name]]
+        if changed:
+            detail = ", ".join(f"{n}={at_fit[n]!r} at fit, now {now.get(n)!r}" for n in changed)
+            raise ValueError(
+                f"{type(self).__name__} parameters changed after fit ({detail}); the stored "
+                "curvature and parameters were built with the fit-time values. Set them back "
+                "or fit again; eps, leave_out and check_membership may change freely."
+            )
+
+    def _count_labels(self, Y):
+        """Positive and total sample counts per label (classifiers), to warn when a request
+        leaves a label with a single class."""
+        if self._loss.name == "squared_error":
+            return None
+        Y = np.asarray(Y.toarray() if hasattr(Y, "toarray") else Y)
+        return np.asarray(Y.sum(axis=0), dtype=np.int64).ravel(), int(Y.shape[0])
+
+    def _warn_single_class_labels(self, Y):
+        counts = getattr(self, "_label_counts", None)
+        if counts is None:
+            return None
+        positives, total = counts
+        positives = positives - np.asarray(Y.sum(axis=0), dtype=np.int64).ravel()
+        total = total - Y.shape[0]
+        before = (counts[0] > 0) & (counts[0] < counts[1])
+        single = np.flatnonzero(before & ((positives == 0) | (positives == total)))
+        if single.size:
+            names = getattr(self, "classes_", None)
+            which = (
+                [getattr(names[j], "item", lambda j=j: names[j])() for j in single]
+                if names is not None and len(names) == len(positives)
+                else single.tolist()
+            )
+            warnings.warn(
+                f"After this request label(s) {which} have samples of one class only: the "
+                "refit's objective has no minimizer there (its unpenalized intercept goes to "
+                "±infinity, and scikit-learn would drop a vanished class). The erasure step "
+                "is the finite Newton step towards it; consider refitting.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return positives, total
+
     def _plan_forget(self, X, y):
+        self._check_fit_settings()
         X, Y = self._validate_removed(X, y)
         k = X.shape[0]
         if k >= self.n_samples_:
@@ -352,6 +429,7 @@ class UnlearnableLinearMixin:
                 "The erasure step is not finite; the curvature is ill-conditioned. Use "
                 "damping > 0 or a stronger penalty, or refit."
             )
+        label_counts = self._warn_single_class_labels(Y)
         return _Plan(
             direction,
             change,
@@ -362,6 +440,7 @@ class UnlearnableLinearMixin:
             gradients=gradients,
             erased_digests=matched,
             n_unmatched=len(missing),
+            label_counts=label_counts,
         )
 
     def _lock(self):
@@ -495,6 +574,8 @@ class UnlearnableLinearMixin:
                 n_forgotten_=self.n_forgotten_ + plan.n_removed,
                 erasure_log_=[*self.erasure_log_, entry],
             )
+            if plan.label_counts is not None:
+                new_state["_label_counts"] = plan.label_counts
             # Commit: one dict update, which cannot fail half-way.
             self.__dict__.update(new_state)
         return self
@@ -690,9 +771,23 @@ def _check_conditioning(curvature, norms, dtype):
     scaled twin by Cholesky, so only ``cond₁(S) = ‖S‖₁‖S⁻¹‖₁`` (exact: ``M⁻¹`` is stored)
     above ``1/(d·u)`` is refused.
     """
+    m = curvature.n_samples_
     for b, (blk, (norm, root)) in enumerate(zip(curvature.blocks_, norms)):
         if blk.inverse is None:
-            continue  # damped: the shift m·λ bounds the condition number
+            # Damped: B = QΛQᵀ/m + λI from an eigendecomposition, whose small eigenvalues
+            # carry an absolute error of about u·λ_max (it is not invariant to a rescaling
+            # of the features, unlike Cholesky). The shift λ bounds cond(B); refuse when it
+            # does not bound it enough for the working precision.
+            eigvals = np.asarray(blk.eigvals, dtype=np.float64)
+            shift = curvature.damping
+            condition = (eigvals[-1] / m + shift) / (max(eigvals[0], 0.0) / m + shift)
+            if not condition < 1.0 / (blk.size * np.finfo(dtype).eps):
+                raise CurvatureError(
+                    f"Curvature block {b} is too ill-conditioned for {np.dtype(dtype).name} "
+                    f"with damping={shift:g} (condition number {condition:.3g}); use "
+                    "float64 curvature, a larger damping, or standardize the features."
+                )
+            continue
         # ‖S⁻¹‖₁ with S⁻¹ = D^{1/2} M⁻¹ D^{1/2}: column sums ((|M⁻¹|ᵀ r) ⊙ r)_j.
         column_sums = (np.abs(blk.inverse).T @ root.astype(blk.inverse.dtype)) * root
         condition = norm * float(column_sums.max())

@@ -39,6 +39,31 @@ def _learned_state_reason(step):
     )
 
 
+def check_erasable_pipeline(pipeline):
+    """Return ``(earlier steps, final step)`` of a pipeline that can forget, else raise.
+
+    Raises ``TypeError`` if the last step has no ``forget`` and ``ValueError`` if an
+    earlier step holds state learned from the training data (see :func:`forget`).
+    """
+    steps = pipeline.steps
+    name, final = steps[-1]
+    if _is_passthrough(final) or not callable(getattr(final, "forget", None)):
+        raise TypeError(
+            f"The last step {name!r} of this pipeline ({type(final).__name__}) has no "
+            "forget method; it must be an unlearnable estimator."
+        )
+    for step_name, step in steps[:-1]:
+        reason = _learned_state_reason(step)
+        if reason is not None:
+            raise ValueError(
+                f"Cannot erase samples through pipeline step {step_name!r}: {reason}. "
+                "Only the last step can forget. Fit that step on other data and wrap "
+                "it in sklearn.frozen.FrozenEstimator (its state then stays as it is), "
+                "use a transformer without learned state, or refit the pipeline."
+            )
+    return [step for _, step in steps[:-1]], final
+
+
 def forget(estimator, X_removed, y_removed, eps=None):
     """Erase training samples from an unlearnable estimator or a pipeline ending in one.
 
@@ -90,25 +115,10 @@ def forget(estimator, X_removed, y_removed, eps=None):
     55
     """
     if isinstance(estimator, Pipeline):
-        steps = estimator.steps
-        name, final = steps[-1]
-        if _is_passthrough(final) or not callable(getattr(final, "forget", None)):
-            raise TypeError(
-                f"The last step {name!r} of this pipeline ({type(final).__name__}) has no "
-                "forget method; it must be an unlearnable estimator."
-            )
-        for step_name, step in steps[:-1]:
-            reason = _learned_state_reason(step)
-            if reason is not None:
-                raise ValueError(
-                    f"Cannot erase samples through pipeline step {step_name!r}: {reason}. "
-                    "Only the last step can forget. Fit that step on other data and wrap "
-                    "it in sklearn.frozen.FrozenEstimator (its state then stays as it is), "
-                    "use a transformer without learned state, or refit the pipeline."
-                )
+        steps, final = check_erasable_pipeline(estimator)
         # Validate every step before transforming, so that nothing changes on refusal.
         Xt = X_removed
-        for _, step in steps[:-1]:
+        for step in steps:
             if not _is_passthrough(step):
                 Xt = step.transform(Xt)
         final.forget(Xt, y_removed, eps=eps)

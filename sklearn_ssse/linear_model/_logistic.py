@@ -52,17 +52,22 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         Sum the curvature over the retained samples ``D∖S`` (normalized by ``n−k``), as in
         the Newton step; ``False`` uses all of ``D`` (normalized by ``n``), as in the paper.
     damping : float, default=0.0
-        ``λ`` added to the mean-normalized curvature. ``0`` keeps the step exact for the
-        Hessian; the paper used ``λ = 1e-4`` with the empirical Fisher. With ``damping > 0``
-        the blocks are stored as eigendecompositions so that the leave-out matrix stays
-        exact; each forget then costs two passes over the blocks instead of one.
+        Extra ``λ`` added to the mean-normalized curvature. ``0`` keeps the step exact for
+        the Hessian. The paper's dampening ``λ`` equals its ℓ2 parameter, which ``B``
+        already carries as ``P/m = 1/(mC)``, so its SSSE is ``damping=0``. With
+        ``damping > 0`` the blocks are stored as eigendecompositions so that the leave-out
+        matrix stays exact; each forget then costs two passes over the blocks instead of
+        one.
     eps : float, default=1.0
         Default scale ``ε`` of the step (the paper's Eq. 4).
     solver : {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}, default="lbfgs"
         scikit-learn solver for each label's fit.
     tol : float, default=1e-6
         Solver tolerance. The erasure step assumes the fitted parameters are optimal, so it
-        is tighter than scikit-learn's default.
+        is tighter than scikit-learn's default; the fit's residual gradient still enters the
+        step. Erasing 5 samples from the (standardized) breast-cancer data at ``C=0.5`` lands
+        2.2% of the step's length away from the refit at ``1e-6`` and 0.24% at ``1e-8``
+        (the exact Newton step's own error): use ``1e-8`` when the fit is cheap.
     max_iter : int, default=1000
         Maximum solver iterations per label.
     check_membership : bool, default=True

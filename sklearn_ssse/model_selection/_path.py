@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from .._pipeline import check_erasable_pipeline
 from ..metrics._similarity import (
     _check_n_features,
     _check_X_Y,
@@ -31,6 +32,8 @@ class _FixedScores:
 
 def _last_step(estimator):
     if isinstance(estimator, Pipeline):
+        # The same refusal as sklearn_ssse.forget: a step with learned state cannot be erased.
+        check_erasable_pipeline(estimator)
         return estimator[:-1], estimator[-1]
     return None, estimator
 
