@@ -616,8 +616,8 @@ class UnlearnableLinearMixin:
 
         Parameters
         ----------
-        X_remaining : {array-like, sparse matrix} of shape (n_samples_, n_features)
-        y_remaining : array-like of shape (n_samples_,) or (n_samples_, n_outputs)
+        X_remaining : {array-like, sparse matrix} of shape (`n_samples_`, n_features)
+        y_remaining : array-like of shape (`n_samples_`,) or (`n_samples_`, n_outputs)
 
         Returns
         -------

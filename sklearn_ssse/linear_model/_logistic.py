@@ -111,7 +111,7 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
     fingerprints_ : FingerprintMultiset
         Digests of the samples still in the model (not the data).
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
     erasure_log_ : list of dict
         One entry per :meth:`forget`: time (UTC), number of samples, ``eps``, curvature
         settings, step norm, fingerprints (hex) of the erased samples, running counts and,

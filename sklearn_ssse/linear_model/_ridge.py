@@ -72,7 +72,7 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
     n_forgotten_ : int
     fingerprints_ : FingerprintMultiset
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
     erasure_log_ : list of dict
         One entry per :meth:`forget`: time (UTC), number of samples, ``eps``, curvature
         settings, step norm, fingerprints (hex) of the erased samples, running counts and,

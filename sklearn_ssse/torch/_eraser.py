@@ -146,7 +146,7 @@ class NetworkEraser:
     block_indices_ : list of ndarray
     blocks_ : list of {ndarray, MatrixFreeFisherInverse}
         Dense inverses or matrix-free inverses.
-    gradients_ : ndarray of shape (n_terms_, n_params_)
+    gradients_ : ndarray of shape (`n_terms_`, `n_params_`)
         Only with ``keep_gradients=True``.
     fit_seconds_ : float
 

@@ -263,7 +263,7 @@ class TorchFeatureExtractor(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of str of shape (n_features_out_,)
+        ndarray of str of shape (`n_features_out_`,)
         """
         if not hasattr(self, "n_features_out_"):
             raise NotFittedError(
