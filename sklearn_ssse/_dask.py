@@ -10,7 +10,7 @@ Example::
     from dask.distributed import Client
     import dask.array as da
     from sklearn_ssse import UnlearnableLogisticRegression
-    from sklearn_ssse._dask import fit_dask
+    from sklearn_ssse.curvature import fit_dask
 
     client = Client("tcp://scheduler:8786")
     X = da.from_zarr(...)          # (n, p), chunked along rows

@@ -159,6 +159,24 @@ def test_prepare_change_with_rhs_equals_solve(damping):
         assert _relative(got, want) < 1e-12
 
 
+@pytest.mark.parametrize("damping", [0.0, 1e-2])
+@pytest.mark.parametrize("k", [1, 3, 9])
+def test_prepare_change_rhs_in_span_of_factors(damping, k):
+    # Gradient sums of the leaving samples lie in the span of their factor columns; the
+    # solve then reuses base⁻¹W (one pass with k columns) and must equal the plain solve.
+    rng = np.random.default_rng(6)
+    factors = [rng.standard_normal((400, 30)) for _ in range(3)]
+    engine = BlockFisherInverse(damping=damping).fit(factors, penalty=np.full(30, 0.1))
+    engine.downdate([U[:2] for U in factors])  # a pending term exists
+    leaving = [U[10 : 10 + k] for U in factors]
+    rhs = [U.T @ rng.standard_normal(k) for U in leaving[:2]]  # in the span
+    rhs.append(rng.standard_normal(30))  # not in the span
+    change = engine.prepare_change(leaving, rhs=rhs)
+    expected = engine.solve(rhs, change=engine.prepare_change(leaving))
+    for got, want in zip(change.solutions, expected):
+        assert _relative(got, want) < 1e-11
+
+
 def test_fit_gram_generator_factors_in_place():
     rng = np.random.default_rng(5)
     U = rng.standard_normal((200, 20))

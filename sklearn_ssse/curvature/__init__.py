@@ -1,8 +1,19 @@
 """The curvature engine: block-diagonal Fisher/Hessian inverses built with BLAS-3,
 solved for many right-hand sides at once, and changed by rank-k Woodbury downdates."""
 
+# After _streaming: the dask front end builds on it (dask itself is imported lazily).
+from .._dask import dask_weighted_gram, fit_dask
 from ._block_inverse import BlockFisherInverse, CurvatureChange, CurvatureError
-from ._build import batch_average, sherman_morrison_inverse, weighted_gram
+from ._build import (
+    CurvatureMemoryError,
+    available_memory,
+    batch_average,
+    check_curvature_memory,
+    curvature_nbytes,
+    sherman_morrison_inverse,
+    weighted_gram,
+)
+from ._matrix_free import MatrixFreeInverse
 from ._streaming import ArrayChunks, curvature_pass, fit_streaming, iter_chunks
 
 __all__ = [
@@ -10,8 +21,15 @@ __all__ = [
     "BlockFisherInverse",
     "CurvatureChange",
     "CurvatureError",
+    "CurvatureMemoryError",
+    "MatrixFreeInverse",
+    "available_memory",
     "batch_average",
+    "check_curvature_memory",
+    "curvature_nbytes",
     "curvature_pass",
+    "dask_weighted_gram",
+    "fit_dask",
     "fit_streaming",
     "iter_chunks",
     "sherman_morrison_inverse",

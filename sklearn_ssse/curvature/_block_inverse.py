@@ -22,6 +22,7 @@ The base is stored as
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,9 +30,18 @@ import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy import linalg
 
-from ._build import _symmetrize_upper, blas_gemm_update, sherman_morrison_inverse, weighted_gram
+from ._build import (
+    CurvatureMemoryError,
+    _symmetrize_upper,
+    _too_large_message,
+    available_memory,
+    blas_gemm_update,
+    check_curvature_memory,
+    sherman_morrison_inverse,
+    weighted_gram,
+)
 
-__all__ = ["BlockFisherInverse", "CurvatureError"]
+__all__ = ["BlockFisherInverse", "CurvatureError", "CurvatureMemoryError"]
 
 
 class CurvatureError(np.linalg.LinAlgError, ValueError):
@@ -199,6 +209,8 @@ class BlockFisherInverse:
             raise ValueError(f"All blocks need the same number of rows, got {sorted(counts)}.")
         n = counts.pop()
         sizes = [U.shape[1] for U in factors]
+        # Dense blocks whose d² does not fit fail here, clearly (see MatrixFreeInverse).
+        check_curvature_memory(sizes, dtype, workspace_blocks=1)
         penalties = self._penalties(penalty, sizes)
         if self.method == "sherman-morrison":
             m = -(-n // self.batch_size)
@@ -260,11 +272,24 @@ class BlockFisherInverse:
                 raise ValueError(f"Block {b} contains NaN or infinity.")
             return self._factor(b, G, dtype)
 
-        if isinstance(grams, (list, tuple)) and self.n_jobs not in (None, 1):
-            blocks = self._parallel(check_and_factor, list(enumerate(grams)))
-        else:
-            # One block at a time: a generator's gram is released once it is factored.
-            blocks = [check_and_factor(b, G) for b, G in enumerate(grams)]
+        blocks = []
+        try:
+            if isinstance(grams, (list, tuple)) and self.n_jobs not in (None, 1):
+                blocks = self._parallel(check_and_factor, list(enumerate(grams)))
+            else:
+                # One block at a time: a generator's gram is released once it is factored.
+                for b, G in enumerate(grams):
+                    blocks.append(check_and_factor(b, G))
+        except CurvatureMemoryError:
+            raise
+        except MemoryError as error:
+            sizes = [blk.size for blk in blocks] or [1]
+            raise CurvatureMemoryError(
+                f"Out of memory after {len(blocks)} curvature block(s). "
+                + _too_large_message(
+                    sum(blk.nbytes for blk in blocks), available_memory() or 0, sizes, dtype
+                )
+            ) from error
         if not blocks:
             raise ValueError("fit_gram needs at least one block.")
         self.blocks_ = blocks
@@ -339,7 +364,7 @@ class BlockFisherInverse:
     def _base_solve(self, blk, R, m):
         """``(M₀ + m·damping·I)⁻¹ R``."""
         if blk.inverse is not None:
-            return blk.inverse @ R.astype(blk.inverse.dtype, copy=False)
+            return _symmetric_product(blk.inverse, R.astype(blk.inverse.dtype, copy=False))
         Q = blk.eigvecs
         scaled = (Q.T @ R.astype(Q.dtype, copy=False)) / (blk.eigvals + m * self.damping)[
             :, None
@@ -490,9 +515,15 @@ class BlockFisherInverse:
             # New columns (and right-hand sides) go through the base in one matrix product.
             cols = W if blk.inverse is not None else np.hstack([blk.V, W])
             width = cols.shape[1]
-            if Rb is not None:
+            # A gradient sum of the changed samples usually lies in the span of their factor
+            # columns (both are multiples of the same rows x̃_i): then base⁻¹R = base⁻¹W·c
+            # and the pass over the block carries k columns instead of k + r.
+            in_span = _span_coefficients(W, Rb) if Rb is not None else None
+            if Rb is not None and in_span is None:
                 cols = np.hstack([cols, Rb])
             solved = self._base_solve(blk, cols, m_new).astype(np.float64, copy=False)
+            if in_span is not None:
+                solved = np.hstack([solved, solved[:, width - k : width] @ in_span])
             if blk.inverse is not None:
                 V, s, Z, cap = self._block_pieces(blk, m_new, extra=(W, t, solved[:, :width]))
             else:
@@ -582,6 +613,59 @@ class BlockFisherInverse:
         """Return the dense inverses ``B_b⁻¹`` (``d`` solves per block; for checks)."""
         self._check_fitted()
         return self.solve([np.eye(blk.size) for blk in self.blocks_])
+
+
+def _symmetric_product(A, R):
+    """``A @ R`` for a symmetric ``A``, streamed at memory bandwidth when ``R`` is narrow.
+
+    BLAS ``?gemm`` with a handful of columns runs well below the speed of ``?gemv``; for one
+    column use ``?gemv``, for a few use ``(Rᵀ A)ᵀ`` (row-major ``?gemm`` that walks ``A``
+    once along its rows), which equals ``A R`` because ``A`` is symmetric."""
+    if R.ndim == 1:
+        return A @ R
+    if R.shape[1] == 1:
+        return (A @ R[:, 0])[:, None]
+    if R.shape[1] <= 8:
+        return (np.ascontiguousarray(R.T) @ A).T
+    return A @ R
+
+
+def _span_coefficients(W, R, *, max_columns=8, rtol=1e-13, max_growth=1e4):
+    """``C`` with ``R = W C`` to round-off (and no large cancellation in ``W C``), or None.
+
+    Only for a few columns (``k <= max_columns``): that is where dropping the right-hand
+    sides from the pass over a block pays (a narrow product runs at memory speed, so each
+    column costs a full read); for wider ``W`` one more column costs ``1/k`` of the pass.
+    The coefficients come from the ``k × k`` normal equations, ``O(d·k²)``; the residual
+    check makes sure they reproduce ``R``.
+
+    Parameters
+    ----------
+    W : ndarray of shape (d, k)
+    R : ndarray of shape (d, r)
+
+    Returns
+    -------
+    ndarray of shape (k, r) or None
+    """
+    d, k = W.shape
+    if k == 0 or k > max_columns or k >= d:
+        return None
+    try:
+        with warnings.catch_warnings():
+            # An ill-conditioned W only means "use the plain product": the residual decides.
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            C = linalg.solve(W.T @ W, W.T @ R, assume_a="pos", check_finite=False)
+    except (linalg.LinAlgError, ValueError):
+        return None
+    norm_r = np.linalg.norm(R)
+    if norm_r == 0.0 or not np.all(np.isfinite(C)):
+        return None
+    if np.linalg.norm(R - W @ C) > rtol * norm_r:
+        return None
+    if np.linalg.norm(np.abs(W) @ np.abs(C)) > max_growth * norm_r:
+        return None
+    return C
 
 
 def _symmetric_from_upper(A):

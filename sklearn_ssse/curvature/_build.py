@@ -13,12 +13,119 @@ from scipy import linalg
 from scipy.linalg import blas
 
 __all__ = [
+    "CurvatureMemoryError",
+    "available_memory",
     "batch_average",
+    "check_curvature_memory",
+    "curvature_nbytes",
     "sherman_morrison_inverse",
     "weighted_gram",
 ]
 
-_DEFAULT_CHUNK_ROWS = 2048
+
+class CurvatureMemoryError(MemoryError, ValueError):
+    """The dense ``d × d`` curvature blocks do not fit in the memory available.
+
+    Raised before anything large is allocated (on Linux an over-committed allocation would
+    otherwise succeed and the process be killed later). The message gives the sizes and the
+    ways out: float32 storage, fewer blocks, or the matrix-free representation
+    :class:`~sklearn_ssse.curvature.MatrixFreeInverse`.
+    """
+
+
+def available_memory():
+    """Bytes that can be allocated without swapping, by the OS's accounting, or None.
+
+    ``MemAvailable`` of ``/proc/meminfo`` on Linux, else :mod:`psutil` if installed, else
+    None (no check is made)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # pragma: no cover - non-Linux
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def curvature_nbytes(sizes, dtype=np.float64):
+    """Bytes of dense curvature blocks of the given sizes (``Σ d_b²·itemsize``).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Block dimensions ``d_b`` (``n_features + fit_intercept``, one per label or class;
+        one for ridge's shared Hessian).
+    dtype : {np.float64, np.float32}, default=np.float64
+
+    Returns
+    -------
+    int
+    """
+    itemsize = np.dtype(dtype).itemsize
+    return int(sum(int(d) * int(d) * itemsize for d in sizes))
+
+
+def _too_large_message(need, available, sizes, dtype):
+    sizes = list(sizes)
+    d = max(sizes)
+    return (
+        f"The dense curvature needs {need / 1e9:.3g} GB ({len(sizes)} block(s) of up to "
+        f"{d:,} × {d:,} {np.dtype(dtype).name}, {d * d * np.dtype(dtype).itemsize / 1e9:.3g} "
+        f"GB each, plus workspace) but only {available / 1e9:.3g} GB of memory is available. "
+        "Use curvature_dtype='float32' (half the memory), fewer blocks per model (fewer "
+        "labels or features), or the matrix-free representation "
+        "sklearn_ssse.curvature.MatrixFreeInverse, which stores the n per-sample factors "
+        "(O(n·d) memory, no d × d matrix; it pays when n < d)."
+    )
+
+
+def check_curvature_memory(sizes, dtype=np.float64, *, workspace_blocks=1, available=None):
+    """Raise :class:`CurvatureMemoryError` if dense blocks of these sizes do not fit.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Block dimensions.
+    dtype : {np.float64, np.float32}, default=np.float64
+    workspace_blocks : int, default=1
+        Extra blocks of the largest size needed while building (one Gram being formed).
+    available : int, default=None
+        Bytes available; None asks the OS (:func:`available_memory`).
+
+    Returns
+    -------
+    need : int
+        Bytes needed.
+    """
+    sizes = [int(d) for d in sizes]
+    if not sizes:
+        return 0
+    itemsize = np.dtype(dtype).itemsize
+    need = curvature_nbytes(sizes, dtype) + int(workspace_blocks) * max(sizes) ** 2 * itemsize
+    available = available_memory() if available is None else available
+    if available is not None and need > available:
+        raise CurvatureMemoryError(_too_large_message(need, available, sizes, dtype))
+    return need
+
+
+_CHUNK_BYTES = 32 * 2**20  # bytes of one row chunk handed to ?syrk
+_MIN_CHUNK_ROWS = 512
+
+
+def _default_chunk_rows(n, d, itemsize):
+    """Rows per ``?syrk`` call: about 32 MiB of rows, at least 512.
+
+    Few large calls matter for narrow matrices (each BLAS call synchronizes its threads,
+    which dominates when ``d`` is small); the byte budget keeps the chunk's copy small
+    next to a ``d × d`` block when ``d`` is large."""
+    rows = max(_MIN_CHUNK_ROWS, _CHUNK_BYTES // max(itemsize * d, 1))
+    return int(max(1, min(rows, n)))
 
 
 def _syrk(dtype):
@@ -57,7 +164,7 @@ def weighted_gram(X, weights=None, *, fit_intercept=False, dtype=np.float64, chu
     dtype : {np.float64, np.float32}, default=np.float64
         Precision of the accumulation and of the result.
     chunk_rows : int, default=None
-        Rows per BLAS call (2048 if None).
+        Rows per BLAS call; if None, about 32 MiB of rows (at least 512).
 
     Returns
     -------
@@ -73,6 +180,8 @@ def weighted_gram(X, weights=None, *, fit_intercept=False, dtype=np.float64, chu
         if np.any(weights < 0) or not np.all(np.isfinite(weights)):
             raise ValueError("weights must be finite and non-negative.")
     d = p + int(fit_intercept)
+    # A d × d result that cannot fit must fail clearly, not by over-commit.
+    check_curvature_memory([d], dtype, workspace_blocks=0)
     if sp.issparse(X):
         Xw = X if weights is None else sp.csr_matrix(X.multiply(weights[:, None]))
         gram = np.zeros((d, d), dtype=np.float64)
@@ -87,7 +196,7 @@ def weighted_gram(X, weights=None, *, fit_intercept=False, dtype=np.float64, chu
         return np.ascontiguousarray(gram, dtype=dtype)
 
     syrk = _syrk(dtype)
-    chunk_rows = chunk_rows or _DEFAULT_CHUNK_ROWS
+    chunk_rows = chunk_rows or _default_chunk_rows(n, d, dtype.itemsize)
     # syrk with trans=1 reads the chunk as its transpose; Fortran order avoids a copy.
     gram = np.zeros((d, d), dtype=dtype, order="F")
     block = np.empty((min(chunk_rows, max(n, 1)), d), dtype=dtype, order="F")

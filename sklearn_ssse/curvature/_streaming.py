@@ -42,7 +42,7 @@ from scipy.special import expit, log_expit
 from sklearn.utils import check_array
 
 from ._block_inverse import BlockFisherInverse, CurvatureError
-from ._build import weighted_gram
+from ._build import check_curvature_memory, weighted_gram
 
 __all__ = ["ArrayChunks", "curvature_pass", "fit_streaming", "iter_chunks"]
 
@@ -317,7 +317,7 @@ def _target_of(estimator):
     )
 
 
-def _install_curvature(estimator, grams, n, theta, digests, penalized=False):
+def _install_curvature(estimator, grams, n, theta, digests, penalized=False, label_counts=None):
     """Set the fitted state exactly as ``_finish_fit`` does, from summed statistics."""
     from .._fingerprint import FingerprintMultiset
 
@@ -341,6 +341,8 @@ def _install_curvature(estimator, grams, n, theta, digests, penalized=False):
     estimator.n_forgotten_ = 0
     # As ``_finish_fit``: a new fit has erased nothing and carries no certificate.
     estimator.erasure_log_ = []
+    estimator._settings_at_fit = estimator._fit_settings()
+    estimator._label_counts = label_counts
     for attribute in (
         "_certificate",
         "_objective_noise",
@@ -376,6 +378,9 @@ def curvature_pass(estimator, chunks, *, fingerprints=True):
     if not hasattr(estimator, "coef_"):
         raise ValueError("curvature_pass needs a fitted estimator (coef_ is missing).")
     theta = estimator._get_theta()
+    n_blocks = 1 if estimator._shared_block else theta.shape[0]
+    # The running sum and one chunk's blocks are float64 (L, d, d) stacks.
+    check_curvature_memory([theta.shape[1]] * n_blocks, np.float64, workspace_blocks=n_blocks)
     kernel = partial(
         _curvature_kernel,
         theta=theta,
@@ -493,6 +498,8 @@ def _fit_logistic(estimator, chunks, *, max_iter, tol, fingerprints):
     n_labels = 1 if estimator._target_type == "binary" else (len(estimator.classes_))
     d = estimator.n_features_in_ + int(estimator.fit_intercept)
     penalty = estimator._penalty_vector()
+    # Newton's per-label Hessians: the running sum and one chunk's, as float64 stacks.
+    check_curvature_memory([d] * n_labels, np.float64, workspace_blocks=n_labels)
     theta = np.zeros((n_labels, d))
     # Passes 2..: Newton with exact Hessians; a label whose objective rose is halved back.
     objective_prev = np.full(n_labels, np.inf)
