@@ -8,6 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -359,7 +360,7 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         ndarray
         """
         scores = self.decision_function(X)
-        positive = 1.0 / (1.0 + np.exp(-scores))
+        positive = expit(scores)  # no overflow warning for large negative scores
         if self._target_type == "binary":
             return np.column_stack([1 - positive, positive])
         if self._target_type == "multiclass":
