@@ -212,13 +212,36 @@ class UnlearnableLinearMixin:
                 grams = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
                     delayed(block)(c) for c in columns
                 )
+        self._install_curvature(grams, n, theta)
+
+    def _install_curvature(self, grams, n, theta):
+        """Factor the penalized block Grams (``Σ c_i + P`` at ``theta``, summed over ``n``
+        samples; consumed in place), refuse ill-conditioned blocks, and store the curvature.
+        Shared by ``fit`` and the out-of-core fits of :mod:`sklearn_ssse.curvature`."""
         norms = []  # 1-norms of the grams, taken before fit_gram factors them in place
-        self.curvature_ = BlockFisherInverse(
+        curvature = BlockFisherInverse(
             damping=self.damping, dtype=self.curvature_dtype, n_jobs=self.n_jobs
         ).fit_gram(_recording_norms(grams, norms), n_samples=n)
-        _check_conditioning(self.curvature_, norms, dtype)
+        _check_conditioning(curvature, norms, np.dtype(self.curvature_dtype))
+        self.curvature_ = curvature
         self._theta_at_fit = theta
-        self.n_samples_ = n
+        self.n_samples_ = int(n)
+
+    def _reset_erasure_state(self, digests, label_counts):
+        """A new fit is a new model: its samples' fingerprints, nothing erased yet, the
+        settings its state was built with, and no certificate (``_finish_fit`` builds one
+        in certified mode)."""
+        self._settings_at_fit = self._fit_settings()
+        self._label_counts = label_counts
+        if digests is not None:
+            self.fingerprints_ = FingerprintMultiset(digests)
+        self.n_forgotten_ = 0
+        self.erasure_log_ = []
+        stale = ["_certificate", "gradient_residual_bound_", "removal_budget_remaining_"]
+        if not getattr(self, "certified", False):
+            stale.append("_objective_noise")  # a certified fit has just drawn its own
+        for attribute in stale:
+            self.__dict__.pop(attribute, None)
 
     def _draw_objective_noise(self, n_labels):
         """The certified mode's secret linear term ``b ~ N(0, σ²I)``, one row per label."""
@@ -231,12 +254,7 @@ class UnlearnableLinearMixin:
 
     def _finish_fit(self, X, Y, gram=None):
         self._build_curvature(X, Y, gram=gram)
-        self._settings_at_fit = self._fit_settings()
-        self._label_counts = self._count_labels(Y)
-        self.fingerprints_ = FingerprintMultiset(row_fingerprints(X, Y))
-        self.n_forgotten_ = 0
-        # A new fit is a new model: it has erased nothing yet.
-        self.erasure_log_ = []
+        self._reset_erasure_state(row_fingerprints(X, Y), self._count_labels(Y))
         if getattr(self, "certified", False):
             budget = (
                 self.noise_sigma * self.certified_epsilon / budget_constant(self.certified_delta)
@@ -253,11 +271,6 @@ class UnlearnableLinearMixin:
                 )
             self.gradient_residual_bound_ = self._certificate.bound
             self.removal_budget_remaining_ = self._certificate.remaining
-        else:
-            self.__dict__.pop("_certificate", None)
-            self.__dict__.pop("_objective_noise", None)
-            self.__dict__.pop("gradient_residual_bound_", None)
-            self.__dict__.pop("removal_budget_remaining_", None)
         return self
 
     # ------------------------------------------------------------------ forgetting

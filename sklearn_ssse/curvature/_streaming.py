@@ -41,7 +41,7 @@ from scipy import linalg
 from scipy.special import expit, log_expit
 from sklearn.utils import check_array
 
-from ._block_inverse import BlockFisherInverse, CurvatureError
+from ._block_inverse import CurvatureError
 from ._build import check_curvature_memory, weighted_gram
 
 __all__ = ["ArrayChunks", "curvature_pass", "fit_streaming", "iter_chunks"]
@@ -318,9 +318,8 @@ def _target_of(estimator):
 
 
 def _install_curvature(estimator, grams, n, theta, digests, penalized=False, label_counts=None):
-    """Set the fitted state exactly as ``_finish_fit`` does, from summed statistics."""
-    from .._fingerprint import FingerprintMultiset
-
+    """Set the fitted state as ``fit`` does (the estimator's own ``_install_curvature`` and
+    ``_reset_erasure_state``), from summed statistics."""
     penalty = estimator._penalty_vector()
     dtype = np.dtype(estimator.curvature_dtype)
 
@@ -331,25 +330,8 @@ def _install_curvature(estimator, grams, n, theta, digests, penalized=False, lab
                 G.flat[:: G.shape[0] + 1] += penalty
             yield G.astype(dtype, copy=False)
 
-    estimator.curvature_ = BlockFisherInverse(
-        damping=estimator.damping, dtype=estimator.curvature_dtype, n_jobs=estimator.n_jobs
-    ).fit_gram(blocks(), n_samples=n)
-    estimator._theta_at_fit = theta
-    estimator.n_samples_ = int(n)
-    if digests is not None:
-        estimator.fingerprints_ = FingerprintMultiset(digests)
-    estimator.n_forgotten_ = 0
-    # As ``_finish_fit``: a new fit has erased nothing and carries no certificate.
-    estimator.erasure_log_ = []
-    estimator._settings_at_fit = estimator._fit_settings()
-    estimator._label_counts = label_counts
-    for attribute in (
-        "_certificate",
-        "_objective_noise",
-        "gradient_residual_bound_",
-        "removal_budget_remaining_",
-    ):
-        estimator.__dict__.pop(attribute, None)
+    estimator._install_curvature(blocks(), n, theta)
+    estimator._reset_erasure_state(digests, label_counts)
     return estimator
 
 
@@ -468,13 +450,9 @@ def _fit_ridge(estimator, chunks, *, fingerprints):
     estimator._target_1d = total["ndim"] == 1
     gram = total["gram"]
     gram.flat[:: gram.shape[0] + 1] += estimator._penalty_vector()
-    try:
-        factor = linalg.cho_factor(gram, lower=False, check_finite=False)
-    except linalg.LinAlgError as error:
-        raise CurvatureError(
-            "X̃ᵀX̃ + alpha·I is singular: use alpha > 0 or remove collinear features."
-        ) from error
-    theta = linalg.cho_solve(factor, total["rhs"], check_finite=False).T
+    from ..linear_model._ridge import solve_normal_equations  # the estimators import us
+
+    theta = solve_normal_equations(gram, total["rhs"])
     estimator.coef_, estimator.intercept_ = estimator._split_theta(theta)
     if not shared:
         _check_reiterable(chunks, "The empirical Fisher curvature")

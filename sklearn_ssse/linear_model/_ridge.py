@@ -17,6 +17,17 @@ from ..curvature import CurvatureError, weighted_gram
 __all__ = ["UnlearnableRidge"]
 
 
+def solve_normal_equations(gram, rhs):
+    """``θ`` (one row per output) from ``(X̃ᵀX̃ + P)θᵀ = X̃ᵀY`` by Cholesky."""
+    try:
+        factor = linalg.cho_factor(gram, lower=False, check_finite=False)
+    except linalg.LinAlgError as error:
+        raise CurvatureError(
+            "X̃ᵀX̃ + alpha·I is singular: use alpha > 0 or remove collinear features."
+        ) from error
+    return linalg.cho_solve(factor, rhs, check_finite=False).T
+
+
 class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
     """Ridge regression that can erase training samples with :meth:`forget`.
 
@@ -189,13 +200,7 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
             # (X̃ᵀX̃ + P)θ = X̃ᵀy − b.
             self.n_features_in_ = X.shape[1]
             rhs = rhs - self._draw_objective_noise(Y.shape[1]).T
-        try:
-            factor = linalg.cho_factor(gram, lower=False, check_finite=False)
-        except linalg.LinAlgError as error:
-            raise CurvatureError(
-                "X̃ᵀX̃ + alpha·I is singular: use alpha > 0 or remove collinear features."
-            ) from error
-        theta = linalg.cho_solve(factor, rhs, check_finite=False).T
+        theta = solve_normal_equations(gram, rhs)
         self.n_features_in_ = X.shape[1]
         self.coef_, self.intercept_ = self._split_theta(theta)
         shared = gram.astype(self.curvature_dtype) if self._shared_block else None
