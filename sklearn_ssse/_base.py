@@ -36,6 +36,9 @@ from ._certified import RemovalBudgetError, budget_constant, build_certificate, 
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
 from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
+from .curvature._normal import residual_scale, solve_normal_equations
+
+_UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "ForgetStep", "UnlearnableLinearMixin"]
 
@@ -114,6 +117,8 @@ class _Plan:
         self.Xt, self.Y, self.gradients = extra["Xt"], extra["Y"], extra["gradients"]
         self.erased_digests, self.n_unmatched = extra["erased_digests"], extra["n_unmatched"]
         self.label_counts = extra.get("label_counts")  # per-label positives and total after
+        # ridge: the penalized Gram X̃ᵀX̃ + P and X̃ᵀY − b over the samples that remain
+        self.normal = extra.get("normal")
 
 
 class UnlearnableLinearMixin:
@@ -214,16 +219,21 @@ class UnlearnableLinearMixin:
                 )
         self._install_curvature(grams, n, theta)
 
-    def _install_curvature(self, grams, n, theta):
-        """Factor the penalized block Grams (``Σ c_i + P`` at ``theta``, summed over ``n``
-        samples; consumed in place), refuse ill-conditioned blocks, and store the curvature.
-        Shared by ``fit`` and the out-of-core fits of :mod:`sklearn_ssse.curvature`."""
+    def _factor_curvature(self, grams, n):
+        """Factor the penalized block Grams (consumed in place) and refuse ill-conditioned
+        blocks; return the new curvature."""
         norms = []  # 1-norms of the grams, taken before fit_gram factors them in place
         curvature = BlockFisherInverse(
             damping=self.damping, dtype=self.curvature_dtype, n_jobs=self.n_jobs
         ).fit_gram(_recording_norms(grams, norms), n_samples=n)
         _check_conditioning(curvature, norms, np.dtype(self.curvature_dtype))
-        self.curvature_ = curvature
+        return curvature
+
+    def _install_curvature(self, grams, n, theta):
+        """Factor the penalized block Grams (``Σ c_i + P`` at ``theta``, summed over ``n``
+        samples; consumed in place), refuse ill-conditioned blocks, and store the curvature.
+        Shared by ``fit`` and the out-of-core fits."""
+        self.curvature_ = self._factor_curvature(grams, n)
         self._theta_at_fit = theta
         self.n_samples_ = int(n)
 
@@ -443,6 +453,11 @@ class UnlearnableLinearMixin:
                 "damping > 0 or a stronger penalty, or refit."
             )
         label_counts = self._warn_single_class_labels(Y)
+        normal = None
+        if "_normal_gram" in self.__dict__:
+            # Exact downdate of the stored normal equations (new arrays: copy on write).
+            gram = self._normal_gram - Xt_dense.T @ Xt_dense
+            normal = ((gram + gram.T) / 2, self._normal_rhs - Xt_dense.T @ Y)
         return _Plan(
             direction,
             change,
@@ -454,6 +469,7 @@ class UnlearnableLinearMixin:
             erased_digests=matched,
             n_unmatched=len(missing),
             label_counts=label_counts,
+            normal=normal,
         )
 
     def _lock(self):
@@ -561,11 +577,34 @@ class UnlearnableLinearMixin:
         with self._lock():
             plan = self._plan_forget(X_removed, y_removed)
             theta_now = self._get_theta()
-            step = eps * plan.direction
-            coef, intercept = self._split_theta(theta_now + step)
+            with np.errstate(over="ignore", invalid="ignore"):
+                step = eps * plan.direction
+                theta_new = theta_now + step
+            if not (np.all(np.isfinite(theta_new)) and np.isfinite(np.linalg.norm(step))):
+                raise ValueError(
+                    f"The erasure step scaled by eps={eps!r} is not finite (its unit step has "
+                    f"norm {np.linalg.norm(plan.direction):.4g}); nothing was changed. Use a "
+                    "smaller eps."
+                )
+            # Copy on write: the change is applied to a shallow copy of the curvature (new
+            # block records, shared arrays that are never written in place), so that the
+            # objects the model holds now are never modified and a state taken by
+            # ``__getstate__`` before this request stays consistent.
+            curvature = _copy_curvature(self.curvature_).apply(plan.change)
+            accuracy = None
+            if plan.normal is not None and self._step_is_exact(eps):
+                theta_new, curvature, accuracy = self._verified_solution(
+                    plan.normal, theta_new, curvature
+                )
+                step = theta_new - theta_now
+            coef, intercept = self._split_theta(theta_new)
             new_state = {"coef_": coef, "intercept_": intercept}
+            if plan.normal is not None:
+                new_state["_normal_gram"], new_state["_normal_rhs"] = plan.normal
             certificate = self.__dict__.get("_certificate")
             entry = self._log_entry(plan, eps, float(np.linalg.norm(step)))
+            if accuracy is not None:
+                entry.update(accuracy)
             if certificate is not None:
                 certificate = self._plan_certificate(certificate, plan, theta_now, step)
                 entry["residual_bound_step"] = certificate.last_step
@@ -576,11 +615,7 @@ class UnlearnableLinearMixin:
                     gradient_residual_bound_=certificate.bound,
                     removal_budget_remaining_=certificate.remaining,
                 )
-            # Copy on write: the change is applied to a shallow copy of the curvature (new
-            # block records, shared arrays that are never written in place), so that the
-            # objects the model holds now are never modified and a state taken by
-            # ``__getstate__`` before this request stays consistent.
-            new_state["curvature_"] = _copy_curvature(self.curvature_).apply(plan.change)
+            new_state["curvature_"] = curvature
             new_state.update(
                 fingerprints_=plan.fingerprints,
                 n_samples_=self.n_samples_ - plan.n_removed,
@@ -592,6 +627,79 @@ class UnlearnableLinearMixin:
             # Commit: one dict update, which cannot fail half-way.
             self.__dict__.update(new_state)
         return self
+
+    # ------------------------------------------------------------------ accuracy check
+    #: An exact step is accepted when its normal-equation residual is at most this many
+    #: unit round-offs of ``‖M‖_F‖θ‖_F + ‖rhs‖_F`` times ``sqrt(d̃)``; a Cholesky refit
+    #: of the same equations measures 0.01-1 of it (see doc/trust.rst).
+    _residual_tolerance = 1.0
+
+    def _step_is_exact(self, eps):
+        """Whether the step is meant to be the exact refit (ridge, Hessian, leave-out,
+        undamped, ``ε = 1``): only then is its accuracy checked against the refit's."""
+        return (
+            self._shared_block and self.leave_out and self.damping == 0 and float(eps) == 1.0
+        )
+
+    def _verified_solution(self, normal, theta, curvature):
+        """Check ``theta`` against the downdated normal equations; repair or refuse.
+
+        Returns the (possibly repaired) parameters, the curvature to store (refactored when
+        the downdated one had lost accuracy) and the log fields of the check."""
+        gram, rhs = normal
+        tolerance = self._residual_tolerance * np.sqrt(gram.shape[0]) * _UNIT_ROUNDOFF
+
+        def relative_residual(t):
+            scale = residual_scale(gram, rhs, t)
+            residual = float(np.linalg.norm(gram @ t.T - rhs))
+            return residual / scale if scale > 0 else residual, residual
+
+        relative, residual = relative_residual(theta)
+        repair = "none"
+        # Mixed-precision iterative refinement: the residual in float64 from the stored
+        # Gram, the correction from the downdated (possibly float32) factorization.
+        for _ in range(3):
+            if relative <= tolerance:
+                break
+            repair = "refinement"
+            correction = curvature.solve([gram @ theta.T - rhs])[0] / curvature.n_samples_
+            candidate = theta - correction.T
+            if not np.all(np.isfinite(candidate)):
+                break
+            candidate_relative, candidate_residual = relative_residual(candidate)
+            if not candidate_relative < relative:
+                break
+            theta, relative, residual = candidate, candidate_relative, candidate_residual
+        if relative > tolerance:
+            # The downdated factorization has lost too much: factor the downdated matrix
+            # afresh, as a refit would (it is the refit's matrix, without the data).
+            repair = "refactorization"
+            try:
+                curvature = self._factor_curvature(
+                    [gram.astype(self.curvature_dtype)], curvature.n_samples_
+                )
+                candidate = solve_normal_equations(gram, rhs)
+            except CurvatureError as error:
+                raise CurvatureError(
+                    f"The erasure step lost accuracy (normal-equation residual "
+                    f"{relative:.3g} relative, tolerance {tolerance:.3g}) and the downdated "
+                    f"matrix cannot be refactored: {error} Nothing was changed; refit on the "
+                    "remaining data with a stronger penalty."
+                ) from error
+            candidate_relative, candidate_residual = relative_residual(candidate)
+            if not candidate_relative <= tolerance:
+                raise CurvatureError(
+                    f"The erasure step cannot be made as accurate as a refit: after "
+                    f"refactoring, the normal-equation residual is {candidate_relative:.3g} "
+                    f"relative (tolerance {tolerance:.3g}). Nothing was changed; refit on the "
+                    "remaining data with a stronger penalty (alpha) or fewer features."
+                )
+            theta, relative, residual = candidate, candidate_relative, candidate_residual
+        return (
+            theta,
+            curvature,
+            {"normal_equation_residual": residual, "accuracy_repair": repair},
+        )
 
     # ------------------------------------------------------------------ certified removal
     def _plan_certificate(self, certificate, plan, theta_now, step):
@@ -732,7 +840,15 @@ class UnlearnableLinearMixin:
             "n_forgotten": counts[1],
             "entries": entries,
         }
-        text = json.dumps(record, indent=indent)
+        try:
+            # Strict JSON: NaN and infinity are not JSON (forget refuses non-finite steps, so
+            # a record holding one was not written by this release).
+            text = json.dumps(record, indent=indent, allow_nan=False)
+        except ValueError as error:
+            raise ValueError(
+                f"The erasure record contains a non-finite number and cannot be written as "
+                f"strict JSON: {error}."
+            ) from error
         if path is not None:
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(text)

@@ -14,6 +14,7 @@ from ._build import (
     weighted_gram,
 )
 from ._matrix_free import MatrixFreeInverse
+from ._normal import NormalEquationResidual, normal_equation_residual, solve_normal_equations
 from ._streaming import ArrayChunks, curvature_pass, fit_streaming, iter_chunks
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "CurvatureError",
     "CurvatureMemoryError",
     "MatrixFreeInverse",
+    "NormalEquationResidual",
     "available_memory",
     "batch_average",
     "check_curvature_memory",
@@ -32,6 +34,8 @@ __all__ = [
     "fit_dask",
     "fit_streaming",
     "iter_chunks",
+    "normal_equation_residual",
     "sherman_morrison_inverse",
+    "solve_normal_equations",
     "weighted_gram",
 ]

@@ -5,27 +5,16 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
-from scipy import linalg
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import UnlearnableLinearMixin, transactional
 from .._loss import SquaredLoss, augment
-from ..curvature import CurvatureError, weighted_gram
+from ..curvature import weighted_gram
+from ..curvature._normal import solve_normal_equations  # noqa: F401 (also imported from here)
 
 __all__ = ["UnlearnableRidge"]
-
-
-def solve_normal_equations(gram, rhs):
-    """``θ`` (one row per output) from ``(X̃ᵀX̃ + P)θᵀ = X̃ᵀY`` by Cholesky."""
-    try:
-        factor = linalg.cho_factor(gram, lower=False, check_finite=False)
-    except linalg.LinAlgError as error:
-        raise CurvatureError(
-            "X̃ᵀX̃ + alpha·I is singular: use alpha > 0 or remove collinear features."
-        ) from error
-    return linalg.cho_solve(factor, rhs, check_finite=False).T
 
 
 class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
@@ -203,7 +192,9 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         theta = solve_normal_equations(gram, rhs)
         self.n_features_in_ = X.shape[1]
         self.coef_, self.intercept_ = self._split_theta(theta)
-        shared = gram.astype(self.curvature_dtype) if self._shared_block else None
+        shared = gram.astype(self.curvature_dtype) if self._shared_block else None  # a copy
+        # Kept (and downdated with each request) to check each erasure's accuracy.
+        self._normal_gram, self._normal_rhs = gram, rhs
         return self._finish_fit(X, Y, gram=shared)
 
     def predict(self, X):
