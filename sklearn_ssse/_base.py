@@ -441,6 +441,17 @@ class UnlearnableLinearMixin:
             # One pass over each stored block for both the change and the step.
             change = self.curvature_.prepare_change(factors, sign=-1, rhs=rhs)
             solved = change.solutions
+            # The Woodbury step's own residual check (``_refine_woodbury``): a solution whose
+            # residual stays far above round-off after refinement is not committed.
+            limit = self._woodbury_tolerance * np.sqrt(theta.shape[1]) * _UNIT_ROUNDOFF
+            worst = max(change.residuals, default=0.0)
+            if not worst <= limit:
+                raise CurvatureError(
+                    f"The erasure step lost accuracy in the low-rank update of the curvature "
+                    f"(relative residual {worst:.3g} after refinement, tolerance {limit:.3g}): "
+                    "the remaining samples barely determine some direction. Nothing was "
+                    "changed; refit on the remaining data, or use damping > 0."
+                )
         else:
             change = self.curvature_.prepare_change(factors, sign=-1)
             solved = self.curvature_.solve(rhs)
@@ -633,6 +644,8 @@ class UnlearnableLinearMixin:
     #: unit round-offs of ``‖M‖_F‖θ‖_F + ‖rhs‖_F`` times ``sqrt(d̃)``; a Cholesky refit
     #: of the same equations measures 0.01-1 of it (see doc/trust.rst).
     _residual_tolerance = 1.0
+    #: The same for the Woodbury solve's base-preconditioned residual (every model).
+    _woodbury_tolerance = 1e3
 
     def _step_is_exact(self, eps):
         """Whether the step is meant to be the exact refit (ridge, Hessian, leave-out,
