@@ -32,7 +32,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._certified import RemovalBudgetError, budget_constant, build_certificate, perturbed_gradient
+from ._certified import (
+    RemovalBudgetError,
+    build_certificate,
+    certified_budget,
+    perturbed_gradient,
+)
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
 from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
@@ -142,6 +147,7 @@ class UnlearnableLinearMixin:
         "certified_delta": [Interval(Real, 0, 1, closed="neither")],
         "noise_sigma": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
+        "reproducible_noise": ["boolean"],
     }
 
     # ------------------------------------------------------------------ parameters <-> θ
@@ -257,7 +263,18 @@ class UnlearnableLinearMixin:
         """The certified mode's secret linear term ``b ~ N(0, σ²I)``, one row per label."""
         if not getattr(self, "certified", False):
             return None
-        rng = check_random_state(self.random_state)
+        if getattr(self, "reproducible_noise", False):
+            warnings.warn(
+                "reproducible_noise=True: the certified noise is drawn from random_state, so "
+                "anyone who knows the seed and the remaining data can replay the fit and "
+                "detect erased samples. Use it for tests only, never for a certified release.",
+                UserWarning,
+                stacklevel=4,
+            )
+            rng = check_random_state(self.random_state)
+        else:
+            # Secret noise: fresh operating-system entropy at every fit (a refit included).
+            rng = np.random.default_rng(np.random.SeedSequence())
         size = (n_labels, self.n_features_in_ + int(self.fit_intercept))
         self._objective_noise = rng.normal(0.0, self.noise_sigma, size=size)
         return self._objective_noise
@@ -266,8 +283,8 @@ class UnlearnableLinearMixin:
         self._build_curvature(X, Y, gram=gram)
         self._reset_erasure_state(row_fingerprints(X, Y), self._count_labels(Y))
         if getattr(self, "certified", False):
-            budget = (
-                self.noise_sigma * self.certified_epsilon / budget_constant(self.certified_delta)
+            budget = certified_budget(
+                self.noise_sigma, self.certified_epsilon, self.certified_delta
             )
             self._certificate = build_certificate(self, X, Y, budget=budget)
             if not self._certificate.remaining > 0:
@@ -614,8 +631,9 @@ class UnlearnableLinearMixin:
                 new_state["_normal_gram"], new_state["_normal_rhs"] = plan.normal
             certificate = self.__dict__.get("_certificate")
             entry = self._log_entry(plan, eps, float(np.linalg.norm(step)))
-            if accuracy is not None:
-                entry.update(accuracy)
+            entry.update(
+                accuracy or {"normal_equation_residual": None, "accuracy_repair": "unchecked"}
+            )
             if certificate is not None:
                 certificate = self._plan_certificate(certificate, plan, theta_now, step)
                 entry["residual_bound_step"] = certificate.last_step
@@ -733,7 +751,7 @@ class UnlearnableLinearMixin:
         if not updated.bound <= certificate.budget:
             raise RemovalBudgetError(
                 f"Erasing these {plan.n_removed} samples would raise the gradient-residual "
-                f"bound to {updated.bound:.4g}, above the budget σ·ε/c = "
+                f"bound to {updated.bound:.4g}, above the budget "
                 f"{certificate.budget:.4g} of (ε={self.certified_epsilon}, "
                 f"δ={self.certified_delta})-certified removal (bound so far "
                 f"{certificate.bound:.4g}). Nothing was changed: refit the model on the "

@@ -58,10 +58,31 @@ Theorem 1, ``‖∇L‖ ≤ 4γC_ℓ²/(λ²(n−1))`` for one removal with ``�
 
 Budget
 ------
-By their Theorem 3, if ``b ~ N(0, σ²I)`` and the removed model's residual is at most
-``ε'``, the removal is ``(ε, δ)``-certified with ``σ = c·ε'/ε`` and
-``c = sqrt(2·log(1.5/δ))``. So the cumulative bound may grow up to ``σ·ε/c``; after
-that the model refuses further removals (:class:`RemovalBudgetError`) and must be refit.
+Guo et al.'s Theorem 3 reduces the certificate to a Gaussian mechanism: if
+``b ~ N(0, σ²I)`` and the removed model's gradient residual is at most ``Δ``, the density
+ratio of the released parameters is that of ``N(0, σ²I)`` against the same shifted by a
+vector of norm at most ``Δ``. Their calibration ``σ = c·Δ/ε``, ``c = sqrt(2·log(1.5/δ))``
+(:func:`budget_constant`) is the classical one, valid only for ``ε ≤ 1``: at ``ε = 20``
+and ``δ = 1e-4`` its ``Δ = σε/c`` has a true ``δ`` of about ``1e-2``. The package uses the
+exact privacy profile of the Gaussian mechanism instead (Balle & Wang, "Improving the
+Gaussian mechanism for differential privacy", ICML 2018, Theorem 8): a shift of norm
+``Δ`` is ``(ε, δ)``-indistinguishable exactly for
+
+    δ(ε; Δ, σ) ≥ Φ(Δ/(2σ) − εσ/Δ) − e^ε·Φ(−Δ/(2σ) − εσ/Δ),
+
+for every ``ε > 0`` (:func:`gaussian_delta`). The right side increases with ``Δ``, so the
+budget is the largest ``Δ`` at which it is at most the claimed ``δ``, found by a root
+finder (:func:`certified_budget`). The cumulative bound may grow up to it; after that the
+model refuses further removals (:class:`RemovalBudgetError`) and must be refit.
+
+Noise
+-----
+The noise ``b`` must be secret: whoever knows ``b`` and the remaining data can replay the
+fit and tell whether an erased sample was there. It is drawn from operating-system entropy
+(:class:`numpy.random.SeedSequence` without a seed) at every fit, so a refit draws fresh
+noise; ``random_state`` does not seed it. A reproducible draw (``random_state``) is only
+used with the explicit ``reproducible_noise=True``, which warns: such a model is for tests
+and demonstrations, not a certified release.
 
 The noise ``b`` is part of the model's private state: the certificate covers releasing
 ``coef_`` and ``intercept_``; an object that also carries ``b`` and the curvature (a
@@ -73,13 +94,13 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-from scipy import linalg
-from scipy.special import expit
+from scipy import linalg, optimize
+from scipy.special import expit, log_ndtr, ndtr
 
 from ._loss import augment
 from .curvature import CurvatureError, weighted_gram
 
-__all__ = ["RemovalBudgetError", "budget_constant"]
+__all__ = ["RemovalBudgetError", "budget_constant", "certified_budget", "gaussian_delta"]
 
 #: Lipschitz constant of ℓ''(z) = p(1−p) for the logistic loss: max |p(1−p)(1−2p)|.
 LOGISTIC_GAMMA = 1.0 / (6.0 * np.sqrt(3.0))
@@ -94,8 +115,67 @@ class RemovalBudgetError(RuntimeError):
 
 
 def budget_constant(delta):
-    """Return ``c = sqrt(2·log(1.5/δ))`` of Guo et al.'s Theorem 3."""
+    """Return ``c = sqrt(2·log(1.5/δ))`` of Guo et al.'s Theorem 3.
+
+    The classical calibration, valid for ``ε ≤ 1`` only; the models use
+    :func:`certified_budget`, exact for every ``ε``."""
     return float(np.sqrt(2.0 * np.log(1.5 / delta)))
+
+
+def gaussian_delta(epsilon, sensitivity, sigma):
+    """Exact ``δ`` of the Gaussian mechanism at ``ε`` (Balle & Wang, ICML 2018, Thm. 8).
+
+    ``Φ(Δ/(2σ) − εσ/Δ) − e^ε·Φ(−Δ/(2σ) − εσ/Δ)`` for a shift of L2 norm ``Δ`` of
+    ``N(0, σ²I)`` noise; the second term is evaluated in log space so that ``e^ε`` does
+    not overflow.
+
+    Parameters
+    ----------
+    epsilon : float
+    sensitivity : float
+        ``Δ > 0``.
+    sigma : float
+
+    Returns
+    -------
+    float
+    """
+    epsilon, sensitivity, sigma = float(epsilon), float(sensitivity), float(sigma)
+    if sensitivity <= 0:
+        return 0.0
+    a = sensitivity / (2.0 * sigma)
+    b = epsilon * sigma / sensitivity
+    return float(max(ndtr(a - b) - np.exp(epsilon + log_ndtr(-a - b)), 0.0))
+
+
+def certified_budget(sigma, epsilon, delta):
+    """The largest residual ``Δ`` with ``gaussian_delta(ε, Δ, σ) ≤ δ``.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation of the objective's noise.
+    epsilon, delta : float
+        The certificate's ``(ε, δ)``.
+
+    Returns
+    -------
+    float
+    """
+    sigma, epsilon, delta = float(sigma), float(epsilon), float(delta)
+
+    def excess(log_ratio):  # δ at Δ = σ·e^t, minus the target; increasing in t
+        return gaussian_delta(epsilon, sigma * np.exp(log_ratio), sigma) - delta
+
+    low, high = -60.0, 60.0
+    if not excess(low) < 0 < excess(high):  # pragma: no cover - δ in (0, 1) brackets it
+        raise ValueError(f"Cannot calibrate the Gaussian mechanism for ε={epsilon}, δ={delta}.")
+    root = optimize.brentq(excess, low, high, xtol=1e-14, rtol=1e-14, maxiter=500)
+    budget = sigma * np.exp(root)
+    # The root finder may land just above the root: step down until δ is met.
+    while gaussian_delta(epsilon, budget, sigma) > delta:
+        budget *= 1.0 - 1e-12
+    return float(budget)
 
 
 def loss_gamma(loss):
@@ -208,7 +288,7 @@ class Certificate:
     initial_residual : float
         ``‖∇L_b(θ_0; D)‖`` measured at the end of the fit, plus its rounding allowance.
     budget : float
-        ``σ·ε/c``.
+        The largest residual the ``(ε, δ)`` certificate covers (:func:`certified_budget`).
     """
 
     def __init__(self, noise, gram, hessians, radius, gamma, initial_residual, budget):

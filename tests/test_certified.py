@@ -25,7 +25,12 @@ from _trust_helpers import (
 )
 
 from sklearn_ssse import RemovalBudgetError, UnlearnableLogisticRegression, UnlearnableRidge
-from sklearn_ssse._certified import LOGISTIC_GAMMA, budget_constant
+from sklearn_ssse._certified import (
+    LOGISTIC_GAMMA,
+    budget_constant,
+    certified_budget,
+    gaussian_delta,
+)
 from sklearn_ssse._loss import augment
 
 # name -> (model factory, data, removals per request, number of requests, minimum done)
@@ -137,7 +142,7 @@ def test_true_residual_never_exceeds_bound(scenario):
     assert model.gradient_residual_bound_ == pytest.approx(
         model._certificate.initial_residual + sum(steps), rel=1e-12
     )
-    budget = model.noise_sigma * model.certified_epsilon / budget_constant(model.certified_delta)
+    budget = certified_budget(model.noise_sigma, model.certified_epsilon, model.certified_delta)
     assert model.removal_budget_remaining_ == pytest.approx(
         budget - model.gradient_residual_bound_, rel=1e-12, abs=1e-12
     )
@@ -154,7 +159,7 @@ def test_ridge_exact_newton_step_leaves_round_off_residual():
     noise = np.linalg.norm(model._certificate.noise)
     assert model.gradient_residual(X[keep], y[keep]) <= 1e-9 * noise
     assert model.gradient_residual_bound_ <= 1e-5 * noise
-    assert model.removal_budget_remaining_ > 0.99 * (1.0 / budget_constant(1e-4))
+    assert model.removal_budget_remaining_ > 0.99 * certified_budget(1.0, 1.0, 1e-4)
 
 
 def _independent_first_step_bound(model, X, y, rows):
@@ -178,10 +183,9 @@ def test_bound_follows_the_documented_formula():
     X, y = breast_cancer()
     model = certified_logistic(noise_sigma=100.0).fit(X, y)
     rows = np.array([3, 100, 200])
+    before = copy.deepcopy(model)  # the same noise (a refit would draw new noise)
     model.forget(X[rows], y[rows])
-    expected = _independent_first_step_bound(
-        model.__class__(**model.get_params()).fit(X, y), X, y, rows
-    )
+    expected = _independent_first_step_bound(before, X, y, rows)
     assert model.erasure_log_[0]["residual_bound_step"] == pytest.approx(expected, rel=1e-6)
     # γ is the exact Lipschitz constant of ℓ'' = p(1−p): max |p(1−p)(1−2p)|, below the 1/4
     # of Guo et al.
@@ -202,7 +206,7 @@ def test_budget_exhaustion_refuses_and_changes_nothing():
             break
     else:
         pytest.fail("the budget was never spent")
-    assert "above the budget σ·ε/c" in message and "refit the model" in message
+    assert "above the budget" in message and "refit the model" in message
     assert_same_state(model, reference)
     assert reference.removal_budget_remaining_ > 0
     # The refit on the remaining data restores the budget; the erased samples are gone.
@@ -214,23 +218,52 @@ def test_budget_exhaustion_refuses_and_changes_nothing():
         refit.forget(X[erased][:1], y[erased][:1])
 
 
+def _reference_delta(epsilon, sensitivity, sigma):
+    """Balle & Wang's Theorem 8, evaluated directly with scipy's normal CDF in float64 (no
+    log-space tricks), independently of the package's implementation."""
+    from scipy.stats import norm
+
+    a, b = sensitivity / (2 * sigma), epsilon * sigma / sensitivity
+    return norm.cdf(a - b) - np.exp(epsilon) * norm.cdf(-a - b)
+
+
 @pytest.mark.parametrize(
-    "sigma, epsilon, delta", [(1.0, 1.0, 1e-4), (10.0, 0.1, 1e-6), (0.5, 2.0, 0.5)]
+    "sigma, epsilon, delta",
+    [(1.0, 1.0, 1e-4), (10.0, 0.1, 1e-6), (0.5, 2.0, 0.5), (1.0, 20.0, 1e-4), (3.0, 8.0, 1e-8)],
 )
-def test_budget_is_sigma_epsilon_over_c(sigma, epsilon, delta):
+def test_budget_is_the_exact_gaussian_mechanism_calibration(sigma, epsilon, delta):
+    """The budget is the largest residual whose Gaussian mechanism has δ(ε) ≤ δ, by the
+    closed form of Balle & Wang (2018): the claimed δ holds at the budget, and a budget
+    0.1% larger would violate it."""
     X, y = diabetes()
     model = UnlearnableRidge(
         certified=True,
         noise_sigma=sigma,
         certified_epsilon=epsilon,
         certified_delta=delta,
-        random_state=0,
     ).fit(X, y)
-    c = np.sqrt(2 * np.log(1.5 / delta))
-    assert model._certificate.budget == pytest.approx(sigma * epsilon / c, rel=1e-15)
-    assert model.removal_budget_remaining_ == pytest.approx(
-        sigma * epsilon / c - model.gradient_residual_bound_, rel=1e-12
+    budget = model._certificate.budget
+    assert budget == certified_budget(sigma, epsilon, delta)
+    assert _reference_delta(epsilon, budget, sigma) <= delta * (1 + 1e-9)
+    assert _reference_delta(epsilon, budget * 1.001, sigma) > delta
+    assert gaussian_delta(epsilon, budget, sigma) == pytest.approx(
+        _reference_delta(epsilon, budget, sigma), rel=1e-9
     )
+    assert model.removal_budget_remaining_ == pytest.approx(
+        budget - model.gradient_residual_bound_, rel=1e-12
+    )
+    if epsilon <= 1:  # where the classical calibration is valid, it is the more cautious
+        assert budget >= sigma * epsilon / budget_constant(delta)
+
+
+def test_classical_calibration_violates_delta_at_large_epsilon():
+    """Guo et al.'s σ = c·Δ/ε with c = sqrt(2 log(1.5/δ)) assumes ε ≤ 1: at ε = 20 its
+    budget hides the shift only with δ ≈ 1e-2, a hundred times the claimed 1e-4."""
+    sigma, epsilon, delta = 1.0, 20.0, 1e-4
+    classical = sigma * epsilon / budget_constant(delta)
+    true_delta = _reference_delta(epsilon, classical, sigma)
+    assert true_delta > 50 * delta
+    assert certified_budget(sigma, epsilon, delta) < classical
 
 
 @pytest.mark.parametrize(
@@ -238,17 +271,24 @@ def test_budget_is_sigma_epsilon_over_c(sigma, epsilon, delta):
     [(UnlearnableLogisticRegression, digits), (UnlearnableRidge, diabetes_two_targets)],
 )
 def test_objective_perturbation_noise(Estimator, data):
-    """``b ~ N(0, σ²I)`` (one row per label) is drawn from ``random_state`` and the fit
+    """With the opt-in, ``b ~ N(0, σ²I)`` (one row per label) is drawn from ``random_state``
+    and the fit
     minimizes the perturbed objective: its gradient there is within the bound."""
     X, y = data()
-    model = Estimator(certified=True, noise_sigma=3.0, random_state=7).fit(X, y)
+    with pytest.warns(UserWarning, match="reproducible_noise=True"):
+        model = Estimator(
+            certified=True, noise_sigma=3.0, random_state=7, reproducible_noise=True
+        ).fit(X, y)
     n_labels = np.atleast_2d(model.coef_).shape[0]
     expected = np.random.RandomState(7).normal(0.0, 3.0, size=(n_labels, X.shape[1] + 1))
     np.testing.assert_array_equal(model._certificate.noise, expected)
     residual = model.gradient_residual(X, y)
     assert residual <= model.gradient_residual_bound_ <= 1e-6 * np.linalg.norm(expected)
     # The perturbation moves the model: another seed gives other coefficients.
-    other = Estimator(certified=True, noise_sigma=3.0, random_state=8).fit(X, y)
+    with pytest.warns(UserWarning, match="reproducible_noise=True"):
+        other = Estimator(
+            certified=True, noise_sigma=3.0, random_state=8, reproducible_noise=True
+        ).fit(X, y)
     assert not np.array_equal(other.coef_, model.coef_)
     # The intercept is penalized in certified mode (strong convexity, see the docs).
     penalty = model._penalty_vector()
@@ -313,3 +353,18 @@ def test_perturbed_fit_reaches_round_off(C, sigma):
     start = np.linalg.norm(augment(X, True).T @ (0.5 - y) + noise)  # the gradient at θ = 0
     assert model.gradient_residual(X, y) <= 1e-10 * start  # tol · 1e-4 with tol = 1e-6
     assert model.gradient_residual_bound_ <= 1e-6 * model._certificate.budget
+
+
+@pytest.mark.parametrize("Estimator, data", [(UnlearnableRidge, diabetes)])
+def test_certified_noise_is_secret_and_fresh(Estimator, data):
+    """By default the noise comes from OS entropy: an integer random_state does not make it
+    reproducible, and a refit of the same model draws new noise."""
+    X, y = data()
+    first = Estimator(certified=True, random_state=0).fit(X, y)
+    second = Estimator(certified=True, random_state=0).fit(X, y)
+    noise = first._certificate.noise.copy()
+    assert not np.array_equal(noise, second._certificate.noise)
+    first.fit(X, y)
+    assert not np.array_equal(noise, first._certificate.noise)
+    seeded = np.random.RandomState(0).normal(0.0, 1.0, size=noise.shape)
+    assert not np.array_equal(noise, seeded)

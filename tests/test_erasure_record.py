@@ -22,6 +22,8 @@ from sklearn_ssse import UnlearnableRidge, __version__
 from sklearn_ssse._fingerprint import row_fingerprints
 
 ENTRY_KEYS = {
+    "accuracy_repair",
+    "normal_equation_residual",
     "index",
     "time",
     "n_samples",

@@ -57,11 +57,18 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
     certified_delta : float, default=1e-4
         ``δ`` of the certificate, in ``(0, 1)``.
     noise_sigma : float, default=1.0
-        Standard deviation ``σ`` of the objective's noise. The residual budget is
-        ``σ·ε/c`` with ``c = sqrt(2·log(1.5/δ))``: more noise buys more removals at
-        some accuracy.
+        Standard deviation ``σ`` of the objective's noise. The residual budget is the
+        largest shift the Gaussian mechanism with this ``σ`` hides at ``(ε, δ)``, from its
+        exact privacy profile (:func:`sklearn_ssse._certified.certified_budget`; about
+        ``σ·ε/sqrt(2·log(1.5/δ))`` for small ``ε``): more noise buys more removals at some
+        accuracy.
     random_state : int, RandomState instance or None, default=None
-        Draws the noise in certified mode; unused otherwise.
+        Seeds the certified noise only with ``reproducible_noise=True``; unused otherwise.
+    reproducible_noise : bool, default=False
+        Certified mode: draw the noise from ``random_state`` instead of fresh
+        operating-system entropy. It warns: a reproducible noise can be replayed by anyone
+        who knows the seed and the remaining data, which defeats the certificate. For tests
+        and demonstrations only.
 
     Attributes
     ----------
@@ -81,7 +88,7 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
     gradient_residual_bound_ : float
         Certified mode only: the bound on ``‖∇L_b(θ)‖`` over the remaining samples.
     removal_budget_remaining_ : float
-        Certified mode only: ``σ·ε/c − gradient_residual_bound_``.
+        Certified mode only: the budget minus ``gradient_residual_bound_``.
 
     Examples
     --------
@@ -120,6 +127,7 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         certified_delta=1e-4,
         noise_sigma=1.0,
         random_state=None,
+        reproducible_noise=False,
     ):
         self.alpha = alpha
         self.fit_intercept = fit_intercept
@@ -135,6 +143,7 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         self.certified_delta = certified_delta
         self.noise_sigma = noise_sigma
         self.random_state = random_state
+        self.reproducible_noise = reproducible_noise
 
     def _penalty_strength(self):
         return float(self.alpha)
