@@ -671,7 +671,7 @@ def child_stream(directory, n, mode):
     a read-only memmap; ``memory-ridge``/``memory-logistic`` load everything and call fit;
     ``dask-ridge`` on a loopback dask.distributed cluster reading row blocks from the file."""
     from sklearn_ssse import UnlearnableLogisticRegression, UnlearnableRidge
-    from sklearn_ssse.curvature import fit_streaming, iter_chunks
+    from sklearn_ssse.curvature import iter_chunks
 
     directory = Path(directory)
     baseline = _peak_rss_bytes()
@@ -686,7 +686,7 @@ def child_stream(directory, n, mode):
     y = np.load(directory / f"{y_name}_{n}.npy", mmap_mode="r")
     out = {"mode": mode, "n": n, "p": X.shape[1], "data_bytes": X.nbytes + y.nbytes}
     if kind == "stream":
-        t, _, model = _timed(lambda: fit_streaming(make(), iter_chunks(X, y, chunk_rows=65536)))
+        t, _, model = _timed(lambda: make().fit_streaming(iter_chunks(X, y, chunk_rows=65536)))
         if loss == "logistic":
             out["newton_passes"] = int(model.n_iter_.max())
     elif kind == "memory":
@@ -696,8 +696,6 @@ def child_stream(directory, n, mode):
         import dask
         import dask.array as da
         from dask.distributed import Client, LocalCluster
-
-        from sklearn_ssse._dask import fit_dask
 
         rows = 125_000
         path = str(directory / f"X_{n}.npy")
@@ -721,7 +719,7 @@ def child_stream(directory, n, mode):
             ) as cluster,
             Client(cluster),
         ):
-            t, _, model = _timed(lambda: fit_dask(make(), Xd, np.array(y)))
+            t, _, model = _timed(lambda: make().fit_dask(Xd, np.array(y)))
     out["fit_s"] = t
     out["peak_rss_bytes"] = _peak_rss_bytes()
     out["baseline_rss_bytes"] = baseline

@@ -22,6 +22,7 @@ import functools
 import json
 import threading
 import warnings
+import weakref
 from datetime import datetime, timezone
 from numbers import Integral, Real
 
@@ -64,24 +65,58 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
-def transactional(method):
-    """Run ``method`` under the model's lock; on any error restore every attribute.
+#: One re-entrant lock per model object. Kept outside the instance ``__dict__`` so that no
+#: restore, copy or unpickling can lose or share it: a copy (``copy``, ``deepcopy``,
+#: ``clone``, ``pickle``) is a new object and gets a new lock on first use; the entry goes
+#: with the object.
+_LOCKS = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+_MISSING = object()
 
-    ``fit`` only assigns new objects to attributes (it never changes the old ones in
-    place), so a shallow copy of ``__dict__`` is a complete snapshot: a failed refit
-    leaves the previously fitted model, not a mix of old curvature and new coefficients.
+
+def _model_lock(model):
+    try:
+        return _LOCKS[model]
+    except KeyError:
+        with _LOCKS_GUARD:
+            return _LOCKS.setdefault(model, threading.RLock())
+
+
+def _commit(model, before, changes, removed=()):
+    """Publish a new state in one step: build the new ``__dict__`` aside, then rebind it.
+
+    Rebinding ``__dict__`` is a single reference assignment, so a reader that fetched the
+    dict (see :meth:`UnlearnableLinearMixin._committed`) sees either the whole old state or
+    the whole new one. Attributes set on the model since ``before`` (``set_params`` from
+    another thread) are kept unless the transaction changed them too."""
+    state = dict(model.__dict__)
+    for name in removed:
+        state.pop(name, None)
+    state.update(changes)
+    model.__dict__ = state
+
+
+def transactional(method):
+    """Run ``method`` under the model's lock, as a transaction.
+
+    The method runs on a scratch object holding a shallow copy of the model's attributes
+    (fits only assign new objects, never change the old ones in place), so readers never
+    see a half-built state, and a failure, at any point, leaves the model untouched. On
+    success the attributes the method set or removed are published in one step
+    (:func:`_commit`).
     """
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         with self._lock():
-            snapshot = dict(self.__dict__)
-            try:
-                return method(self, *args, **kwargs)
-            except BaseException:
-                self.__dict__.clear()
-                self.__dict__.update(snapshot)
-                raise
+            before = dict(self.__dict__)
+            work = object.__new__(type(self))
+            work.__dict__.update(before)
+            result = method(work, *args, **kwargs)
+            after = work.__dict__
+            changes = {k: v for k, v in after.items() if before.get(k, _MISSING) is not v}
+            _commit(self, before, changes, removed=before.keys() - after.keys())
+        return self if result is work else result
 
     return wrapper
 
@@ -501,10 +536,78 @@ class UnlearnableLinearMixin:
         )
 
     def _lock(self):
-        lock = self.__dict__.get("_forget_lock")
-        if lock is None:
-            lock = self.__dict__.setdefault("_forget_lock", threading.RLock())
-        return lock
+        return _model_lock(self)
+
+    def _committed(self):
+        """The committed attributes (a dict that is never changed once published): read
+        ``coef_`` and ``intercept_`` from one call to get a consistent pair."""
+        return self.__dict__
+
+    # ------------------------------------------------------------------ out-of-core fits
+    @transactional
+    def fit_streaming(self, chunks, *, max_iter=50, tol=1e-10, fingerprints=True):
+        """Fit from row chunks, with memory independent of the number of rows.
+
+        Runs as one transaction, like :meth:`fit`: under the model's lock, and on any
+        failure the previously fitted model is left exactly as it was.
+
+        Parameters
+        ----------
+        chunks : chunk source
+            :func:`sklearn_ssse.curvature.iter_chunks` over arrays or memmaps, a
+            :class:`sklearn_ssse._dask.DaskChunks`, a list of ``(X, Y)`` tuples, or a
+            callable returning a fresh iterator of them. Ridge with
+            ``curvature="hessian"`` also accepts a one-shot iterator (one pass).
+        max_iter : int, default=50
+            Maximum Newton passes (logistic regression).
+        tol : float, default=1e-10
+            Newton stops when every label's step changes the objective by less than
+            ``tol·(1 + |objective|)`` (the Newton decrement).
+        fingerprints : bool, default=True
+            Fingerprint the rows for ``check_membership`` (24 bytes a row). Without them
+            the model can only forget with ``check_membership=False``.
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        Passes over the data: ridge (Hessian curvature) 1; ridge (empirical Fisher) 2;
+        logistic regression ``1 + n_iter + 1`` (scan, Newton, curvature). The result
+        equals ``fit`` on the concatenated chunks to round-off for ridge; for logistic
+        regression the parameters are the same optimum reached by Newton's method, so
+        they agree to the solvers' tolerance.
+        """
+        from ._out_of_core import fit_from_chunks
+
+        return fit_from_chunks(self, chunks, max_iter=max_iter, tol=tol, fingerprints=fingerprints)
+
+    def fit_dask(self, X, Y, *, split_every=8, **params):
+        """Fit on dask arrays, blockwise on the dask scheduler (see :meth:`fit_streaming`).
+
+        Parameters
+        ----------
+        X : dask.array.Array of shape (n_samples, n_features)
+        Y : dask.array.Array or ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        split_every : int, default=8
+            Fan-in of the tree sum of per-block statistics.
+        **params
+            ``max_iter``, ``tol``, ``fingerprints`` of :meth:`fit_streaming`.
+
+        Returns
+        -------
+        self
+        """
+        from ._dask import DaskChunks
+
+        return self.fit_streaming(DaskChunks(X, Y, split_every=split_every), **params)
+
+    @transactional
+    def _curvature_pass(self, chunks, *, fingerprints=True):
+        from ._out_of_core import rebuild_curvature
+
+        return rebuild_curvature(self, chunks, fingerprints=fingerprints)
 
     def __getstate__(self):
         # Under the lock so that a model pickled while another thread forgets is either
@@ -653,8 +756,8 @@ class UnlearnableLinearMixin:
             )
             if plan.label_counts is not None:
                 new_state["_label_counts"] = plan.label_counts
-            # Commit: one dict update, which cannot fail half-way.
-            self.__dict__.update(new_state)
+            # Commit: one rebinding of the attribute dict, which cannot fail half-way.
+            _commit(self, None, new_state)
         return self
 
     # ------------------------------------------------------------------ accuracy check
@@ -668,9 +771,7 @@ class UnlearnableLinearMixin:
     def _step_is_exact(self, eps):
         """Whether the step is meant to be the exact refit (ridge, Hessian, leave-out,
         undamped, ``ε = 1``): only then is its accuracy checked against the refit's."""
-        return (
-            self._shared_block and self.leave_out and self.damping == 0 and float(eps) == 1.0
-        )
+        return self._shared_block and self.leave_out and self.damping == 0 and float(eps) == 1.0
 
     def _verified_solution(self, normal, theta, curvature):
         """Check ``theta`` against the downdated normal equations; repair or refuse.

@@ -1,6 +1,6 @@
 """Dask support: fit the curvature (and the model) from dask arrays, blockwise, on a cluster.
 
-Each pass of :func:`sklearn_ssse.curvature.fit_streaming` is a map over row blocks and a
+Each pass of the estimators' ``fit_streaming`` is a map over row blocks and a
 sum. :class:`DaskChunks` runs that map on the dask scheduler — a ``dask.distributed``
 cluster if a ``Client`` is active — and sums the per-block results in a tree
 (``split_every`` at a time), so only ``O(L·d²)`` statistics travel, never the rows.
@@ -10,12 +10,11 @@ Example::
     from dask.distributed import Client
     import dask.array as da
     from sklearn_ssse import UnlearnableLogisticRegression
-    from sklearn_ssse.curvature import fit_dask
 
     client = Client("tcp://scheduler:8786")
     X = da.from_zarr(...)          # (n, p), chunked along rows
     Y = da.from_zarr(...)          # (n, L)
-    model = fit_dask(UnlearnableLogisticRegression(C=1.0), X, Y)
+    model = UnlearnableLogisticRegression(C=1.0).fit_dask(X, Y)
     model.forget(X_removed, Y_removed)   # forgetting itself is local: O(L·d²) state
 
 Blocks may also be built and solved through joblib: ``n_jobs`` and
@@ -26,12 +25,13 @@ Blocks may also be built and solved through joblib: ``n_jobs`` and
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import numpy as np
 
 from .curvature._build import weighted_gram
-from .curvature._streaming import _combine, fit_streaming
+from .curvature._streaming import _combine
 
 __all__ = ["DaskChunks", "dask_weighted_gram", "fit_dask", "is_dask_array"]
 
@@ -155,7 +155,7 @@ def dask_weighted_gram(X, weights=None, *, fit_intercept=False, dtype=np.float64
 
 
 def fit_dask(estimator, X, Y, **params):
-    """Fit an unlearnable linear model on dask arrays (see :func:`fit_streaming`).
+    """Deprecated: use ``estimator.fit_dask(X, Y, ...)``.
 
     Parameters
     ----------
@@ -163,11 +163,17 @@ def fit_dask(estimator, X, Y, **params):
     X : dask.array.Array of shape (n_samples, n_features)
     Y : dask.array.Array or ndarray of shape (n_samples,) or (n_samples, n_outputs)
     **params
-        Passed to :func:`sklearn_ssse.curvature.fit_streaming` (``max_iter``, ``tol``,
-        ``fingerprints``).
+        ``split_every``, ``max_iter``, ``tol``, ``fingerprints`` of the estimator's
+        ``fit_dask``.
 
     Returns
     -------
     estimator
     """
-    return fit_streaming(estimator, DaskChunks(X, Y), **params)
+    warnings.warn(
+        "sklearn_ssse.curvature.fit_dask(model, X, Y) is deprecated; call "
+        "model.fit_dask(X, Y), which fits as one transaction of the model.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return estimator.fit_dask(X, Y, **params)

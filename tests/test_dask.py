@@ -11,7 +11,6 @@ from sklearn_ssse import UnlearnableLogisticRegression, UnlearnableRidge  # noqa
 from sklearn_ssse._dask import DaskChunks, dask_weighted_gram, fit_dask  # noqa: E402
 from sklearn_ssse.curvature import (  # noqa: E402
     BlockFisherInverse,
-    fit_streaming,
     iter_chunks,
     weighted_gram,
 )
@@ -56,7 +55,10 @@ def test_dask_weighted_gram(client, data):
 def test_fit_dask_ridge_equals_fit(client, data):
     X, Y = data
     y = Y.astype(float) + X[:, :3]
-    model = fit_dask(UnlearnableRidge(alpha=0.4), da.from_array(X, chunks=(256, 10)), y)
+    model = UnlearnableRidge(alpha=0.4).fit_dask(da.from_array(X, chunks=(256, 10)), y)
+    with pytest.warns(FutureWarning, match="model.fit_dask"):
+        old = fit_dask(UnlearnableRidge(alpha=0.4), da.from_array(X, chunks=(256, 10)), y)
+    np.testing.assert_allclose(old.coef_, model.coef_, rtol=1e-12)
     expected = UnlearnableRidge(alpha=0.4).fit(X, y)
     assert _relative(model.coef_, expected.coef_) < 1e-10
     assert (
@@ -74,8 +76,8 @@ def test_fit_dask_ridge_equals_fit(client, data):
 def test_fit_dask_logistic_curvature_equals_in_memory(client, data):
     X, Y = data
     source = DaskChunks(da.from_array(X, chunks=(400, 10)), da.from_array(Y, chunks=(400, 3)))
-    model = fit_streaming(UnlearnableLogisticRegression(C=0.5), source)
-    single = fit_streaming(UnlearnableLogisticRegression(C=0.5), iter_chunks(X, Y))
+    model = UnlearnableLogisticRegression(C=0.5).fit_streaming(source)
+    single = UnlearnableLogisticRegression(C=0.5).fit_streaming(iter_chunks(X, Y))
     assert _relative(model.coef_, single.coef_) < 1e-10
     # The stored curvature is the Hessian at the fitted parameters, built in memory here.
     Xt = np.hstack([X, np.ones((X.shape[0], 1))])
@@ -92,10 +94,10 @@ def test_fit_dask_logistic_curvature_equals_in_memory(client, data):
 
 def test_joblib_dask_backend(client, data):
     X, Y = data
-    serial = fit_streaming(UnlearnableLogisticRegression(), iter_chunks(X, Y, chunk_rows=500))
+    serial = UnlearnableLogisticRegression().fit_streaming(iter_chunks(X, Y, chunk_rows=500))
     with parallel_config(backend="dask"):
-        remote = fit_streaming(
-            UnlearnableLogisticRegression(), iter_chunks(X, Y, chunk_rows=500, n_jobs=2)
+        remote = UnlearnableLogisticRegression().fit_streaming(
+            iter_chunks(X, Y, chunk_rows=500, n_jobs=2)
         )
         factors = [X * 0.5, X * 0.25]
         engine = BlockFisherInverse(n_jobs=2, damping=1e-3).fit(factors)

@@ -9,7 +9,6 @@ from sklearn_ssse import UnlearnableLogisticRegression, UnlearnableRidge
 from sklearn_ssse.curvature import (
     BlockFisherInverse,
     curvature_pass,
-    fit_streaming,
     iter_chunks,
     weighted_gram,
 )
@@ -46,8 +45,8 @@ def test_ridge_streaming_equals_fit(regression, fit_intercept, one_d):
     X, Y = regression
     Y = Y[:, 0] if one_d else Y
     expected = UnlearnableRidge(alpha=0.7, fit_intercept=fit_intercept).fit(X, Y)
-    model = fit_streaming(
-        UnlearnableRidge(alpha=0.7, fit_intercept=fit_intercept), iter_chunks(X, Y, chunk_rows=400)
+    model = UnlearnableRidge(alpha=0.7, fit_intercept=fit_intercept).fit_streaming(
+        iter_chunks(X, Y, chunk_rows=400)
     )
     assert np.shape(model.coef_) == np.shape(expected.coef_)
     assert _relative(model.coef_, expected.coef_) < 1e-10
@@ -64,7 +63,7 @@ def test_ridge_one_shot_iterator_and_sparse_chunks(regression):
     X, Y = regression
     expected = UnlearnableRidge(alpha=0.3).fit(X, Y)
     chunks = ((sp.csr_matrix(X[i : i + 256]), Y[i : i + 256]) for i in range(0, len(X), 256))
-    model = fit_streaming(UnlearnableRidge(alpha=0.3), chunks)
+    model = UnlearnableRidge(alpha=0.3).fit_streaming(chunks)
     assert _relative(model.coef_, expected.coef_) < 1e-10
 
 
@@ -76,7 +75,7 @@ def test_ridge_memmap_source(regression, tmp_path):
     stored.flush()
     del stored
     mapped = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
-    model = fit_streaming(UnlearnableRidge(), iter_chunks(mapped, Y, chunk_rows=333))
+    model = UnlearnableRidge().fit_streaming(iter_chunks(mapped, Y, chunk_rows=333))
     expected = UnlearnableRidge().fit(X, Y)
     assert _relative(model.coef_, expected.coef_) < 1e-10
     # the mapping is still readable after its pages were released
@@ -87,7 +86,7 @@ def test_ridge_empirical_fisher_two_passes(regression):
     X, Y = regression
     params = dict(alpha=0.5, curvature="empirical_fisher", damping=1e-3)
     expected = UnlearnableRidge(**params).fit(X, Y)
-    model = fit_streaming(UnlearnableRidge(**params), iter_chunks(X, Y, chunk_rows=500))
+    model = UnlearnableRidge(**params).fit_streaming(iter_chunks(X, Y, chunk_rows=500))
     assert model.curvature_.n_blocks_ == 3
     assert _relative(_inverses(model), _inverses(expected)) < 1e-10
 
@@ -97,7 +96,7 @@ def test_logistic_streaming_matches_fit(multilabel, target):
     X, Y = multilabel
     y = {"multilabel": Y, "binary": Y[:, 0], "multiclass": Y[:, 0] + Y[:, 1]}[target]
     expected = UnlearnableLogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(X, y)
-    model = fit_streaming(UnlearnableLogisticRegression(C=0.5), iter_chunks(X, y, chunk_rows=300))
+    model = UnlearnableLogisticRegression(C=0.5).fit_streaming(iter_chunks(X, y, chunk_rows=300))
     # Newton and lbfgs reach the same optimum.
     assert _relative(model.coef_, expected.coef_) < 1e-6
     assert np.array_equal(model.predict(X), expected.predict(X))
@@ -113,10 +112,9 @@ def test_logistic_needs_reiterable(multilabel):
     X, Y = multilabel
     chunks = ((X[i : i + 100], Y[i : i + 100]) for i in range(0, len(X), 100))
     with pytest.raises(TypeError, match="one-shot iterator"):
-        fit_streaming(UnlearnableLogisticRegression(), chunks)
+        UnlearnableLogisticRegression().fit_streaming(chunks)
     # a callable returning a fresh iterator is fine
-    model = fit_streaming(
-        UnlearnableLogisticRegression(),
+    model = UnlearnableLogisticRegression().fit_streaming(
         lambda: ((X[i : i + 100], Y[i : i + 100]) for i in range(0, len(X), 100)),
     )
     assert model.coef_.shape == (3, 8)
@@ -124,10 +122,10 @@ def test_logistic_needs_reiterable(multilabel):
 
 def test_parallel_chunks_any_joblib_backend(multilabel):
     X, Y = multilabel
-    serial = fit_streaming(UnlearnableLogisticRegression(), iter_chunks(X, Y, chunk_rows=200))
+    serial = UnlearnableLogisticRegression().fit_streaming(iter_chunks(X, Y, chunk_rows=200))
     with parallel_config(backend="threading"):
-        parallel = fit_streaming(
-            UnlearnableLogisticRegression(), iter_chunks(X, Y, chunk_rows=200, n_jobs=2)
+        parallel = UnlearnableLogisticRegression().fit_streaming(
+            iter_chunks(X, Y, chunk_rows=200, n_jobs=2)
         )
     assert _relative(parallel.coef_, serial.coef_) < 1e-10
     assert _relative(_inverses(parallel), _inverses(serial)) < 1e-10
@@ -185,3 +183,16 @@ def test_fit_gram_generator_factors_in_place():
     engine = BlockFisherInverse().fit_gram((G for G in grams), n_samples=200)
     for block, G in zip(engine.inverse_dense(), copies):
         assert _relative(block, 200 * np.linalg.inv(G)) < 1e-10
+
+
+def test_module_functions_are_deprecated_wrappers_of_the_methods():
+    """``sklearn_ssse.curvature.fit_streaming`` / ``fit_dask`` still work, warn, and give
+    the same model as the estimator methods."""
+    from sklearn_ssse.curvature import fit_streaming
+
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(200, 5)), rng.normal(size=200)
+    with pytest.warns(FutureWarning, match="model.fit_streaming"):
+        old = fit_streaming(UnlearnableRidge(alpha=0.5), iter_chunks(X, y, chunk_rows=64))
+    new = UnlearnableRidge(alpha=0.5).fit_streaming(iter_chunks(X, y, chunk_rows=64))
+    np.testing.assert_array_equal(old.coef_, new.coef_)

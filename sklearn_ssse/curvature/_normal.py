@@ -109,9 +109,7 @@ def normal_equation_residual(gram, rhs, theta, *, inverse_norm=None):
     rhs = np.asarray(rhs, dtype=np.float64).reshape(d, -1)
     theta = np.asarray(theta, dtype=np.float64).reshape(-1, d)
     if theta.shape[0] != rhs.shape[1]:
-        raise ValueError(
-            f"theta has {theta.shape[0]} rows but rhs has {rhs.shape[1]} columns."
-        )
+        raise ValueError(f"theta has {theta.shape[0]} rows but rhs has {rhs.shape[1]} columns.")
     residual = float(np.linalg.norm(gram @ theta.T - rhs))
     bound = residual + (d + 2) * _U * residual_scale(gram, rhs, theta)
     if inverse_norm is None:

@@ -32,17 +32,17 @@ Chunk sources
 from __future__ import annotations
 
 import mmap
-from functools import partial
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from scipy import linalg
 from scipy.special import expit, log_expit
 from sklearn.utils import check_array
 
-from ._block_inverse import CurvatureError
-from ._build import check_curvature_memory, weighted_gram
+from .._fingerprint import row_fingerprints
+from .._loss import LOSSES, augment, curvature_factors
+from ._build import weighted_gram
 
 __all__ = ["ArrayChunks", "curvature_pass", "fit_streaming", "iter_chunks"]
 
@@ -218,8 +218,6 @@ def _encode(Y, target):
 
 
 def _fingerprints(X, Y):
-    from .._fingerprint import row_fingerprints
-
     return row_fingerprints(X, Y)
 
 
@@ -254,8 +252,6 @@ def _ridge_kernel(X, Y, *, fit_intercept, target, fingerprints):
 
 
 def _augment_x(X, fit_intercept):
-    from .._loss import augment
-
     return augment(X, fit_intercept)
 
 
@@ -279,8 +275,6 @@ def _curvature_kernel(
     X, Y, *, theta, fit_intercept, target, loss_name, curvature, shared, fingerprints
 ):
     """Final pass: the curvature blocks at ``theta`` (un-normalized, without penalty)."""
-    from .._loss import LOSSES, curvature_factors
-
     X, Y = _check_chunk(X, Y)
     Ye = _encode(Y, target)
     p = X.shape[1]
@@ -303,46 +297,14 @@ def _curvature_kernel(
     return out
 
 
-# ---------------------------------------------------------------------------- estimators
-def _is_logistic(estimator):
-    return getattr(estimator._loss, "name", None) == "log_loss"
-
-
-def _target_of(estimator):
-    if not _is_logistic(estimator):
-        return ("regression", None)
-    return (
-        estimator._target_type,
-        np.asarray(estimator.classes_) if estimator._target_type != "multilabel" else None,
-    )
-
-
-def _install_curvature(estimator, grams, n, theta, digests, penalized=False, label_counts=None):
-    """Set the fitted state as ``fit`` does (the estimator's own ``_install_curvature`` and
-    ``_reset_erasure_state``), from summed statistics."""
-    penalty = estimator._penalty_vector()
-    dtype = np.dtype(estimator.curvature_dtype)
-
-    def blocks():
-        for G in grams:
-            G = np.asarray(G, dtype=np.float64)
-            if not penalized:
-                G.flat[:: G.shape[0] + 1] += penalty
-            yield G.astype(dtype, copy=False)
-
-    estimator._install_curvature(blocks(), n, theta)
-    estimator._reset_erasure_state(digests, label_counts)
-    return estimator
-
-
+# ---------------------------------------------------------------------------- deprecated
 def curvature_pass(estimator, chunks, *, fingerprints=True):
     """Stage 2 of the two-stage protocol: build a fitted estimator's curvature in one pass.
 
     The estimator's parameters (``coef_``, ``intercept_``) must already be fitted on exactly
-    the rows of ``chunks`` (by :func:`fit_streaming`, by ``fit`` on a sample that fits in
-    memory and then refined, or by any solver); the curvature blocks, the fingerprints and
-    ``n_samples_`` are (re)built from one pass over the chunks. Memory is
-    ``O(chunk_rows·d + L·d²)``.
+    the rows of ``chunks``; the curvature blocks, the fingerprints and ``n_samples_`` are
+    rebuilt from one pass over the chunks, as one transaction of the estimator (on failure
+    it is left as it was). Memory is ``O(chunk_rows·d + L·d²)``.
 
     Parameters
     ----------
@@ -357,178 +319,29 @@ def curvature_pass(estimator, chunks, *, fingerprints=True):
     -------
     estimator
     """
-    if not hasattr(estimator, "coef_"):
-        raise ValueError("curvature_pass needs a fitted estimator (coef_ is missing).")
-    theta = estimator._get_theta()
-    n_blocks = 1 if estimator._shared_block else theta.shape[0]
-    # The running sum and one chunk's blocks are float64 (L, d, d) stacks.
-    check_curvature_memory([theta.shape[1]] * n_blocks, np.float64, workspace_blocks=n_blocks)
-    kernel = partial(
-        _curvature_kernel,
-        theta=theta,
-        fit_intercept=estimator.fit_intercept,
-        target=_target_of(estimator),
-        loss_name=estimator._loss.name,
-        curvature=estimator.curvature,
-        shared=estimator._shared_block,
-        fingerprints=fingerprints,
-    )
-    total = _map_reduce(chunks, kernel)
-    if total["n_features"] != estimator.n_features_in_:
-        raise ValueError(
-            f"The chunks have {total['n_features']} features, the estimator "
-            f"{estimator.n_features_in_}."
-        )
-    grams = total.pop("grams")
-    return _install_curvature(estimator, _unstack(grams), total["n"], theta, total.get("digests"))
+    if not hasattr(estimator, "_curvature_pass"):
+        raise TypeError(f"curvature_pass needs an unlearnable estimator, got {estimator!r}.")
+    return estimator._curvature_pass(chunks, fingerprints=fingerprints)
 
 
-def _unstack(stack):
-    """Yield the blocks of a (L, d, d) array and drop the stack's reference as we go."""
-    for index in range(stack.shape[0]):
-        yield stack[index]
-
-
-def fit_streaming(estimator, chunks, *, max_iter=50, tol=1e-10, fingerprints=True):
-    """Fit an unlearnable linear model from row chunks, with memory independent of ``n``.
+def fit_streaming(estimator, chunks, **params):
+    """Deprecated: use ``estimator.fit_streaming(chunks, ...)``.
 
     Parameters
     ----------
     estimator : UnlearnableRidge or UnlearnableLogisticRegression
-        Unfitted (its parameters are used); it is fitted in place and returned.
     chunks : chunk source
-        :func:`iter_chunks` over arrays or memmaps, a :class:`sklearn_ssse._dask.DaskChunks`,
-        a list of ``(X, Y)`` tuples, or a callable returning a fresh iterator of them. Ridge
-        with ``curvature="hessian"`` also accepts a one-shot iterator (one pass).
-    max_iter : int, default=50
-        Maximum Newton passes (logistic regression).
-    tol : float, default=1e-10
-        Newton stops when every label's step changes the objective by less than
-        ``tol·(1 + |objective|)`` (the Newton decrement) .
-    fingerprints : bool, default=True
-        Fingerprint the rows for ``check_membership`` (``O(n)`` memory, 24 bytes a row).
+    **params
+        ``max_iter``, ``tol``, ``fingerprints`` of the estimator's ``fit_streaming``.
 
     Returns
     -------
     estimator
-
-    Notes
-    -----
-    Passes over the data: ridge (Hessian curvature) 1; ridge (empirical Fisher) 2; logistic
-    regression ``1 + n_iter + 1`` (scan, Newton, curvature). The result equals ``fit`` on
-    the concatenated chunks to round-off for ridge; for logistic regression the parameters
-    are the same optimum reached by Newton's method instead of scikit-learn's solver, so
-    they agree to the solvers' tolerance and the curvature is built at them exactly as
-    ``fit`` would.
     """
-    estimator._validate_params()
-    if getattr(estimator, "certified", False):
-        raise NotImplementedError(
-            "certified=True builds its certificate from the data in memory; fit it with fit()."
-        )
-    for attribute in ("coef_", "curvature_", "fingerprints_"):
-        estimator.__dict__.pop(attribute, None)
-    if _is_logistic(estimator):
-        _check_reiterable(chunks, "Fitting a logistic regression")
-        return _fit_logistic(
-            estimator, chunks, max_iter=max_iter, tol=tol, fingerprints=fingerprints
-        )
-    return _fit_ridge(estimator, chunks, fingerprints=fingerprints)
-
-
-def _fit_ridge(estimator, chunks, *, fingerprints):
-    source = chunks
-    shared = estimator.curvature == "hessian"
-    kernel = partial(
-        _ridge_kernel,
-        fit_intercept=estimator.fit_intercept,
-        target=("regression", None),
-        fingerprints=fingerprints and shared,
+    warnings.warn(
+        "sklearn_ssse.curvature.fit_streaming(model, chunks) is deprecated; call "
+        "model.fit_streaming(chunks), which fits as one transaction of the model.",
+        FutureWarning,
+        stacklevel=2,
     )
-    total = _map_reduce(source, kernel)
-    estimator.n_features_in_ = int(total["n_features"])
-    estimator._target_1d = total["ndim"] == 1
-    gram = total["gram"]
-    gram.flat[:: gram.shape[0] + 1] += estimator._penalty_vector()
-    from ..linear_model._ridge import solve_normal_equations  # the estimators import us
-
-    theta = solve_normal_equations(gram, total["rhs"])
-    estimator.coef_, estimator.intercept_ = estimator._split_theta(theta)
-    if not shared:
-        _check_reiterable(chunks, "The empirical Fisher curvature")
-        return curvature_pass(estimator, source, fingerprints=fingerprints)
-    # X̃ᵀX̃ + αI itself (penalty included) is the curvature, as in ``fit``.
-    return _install_curvature(
-        estimator, [gram], total["n"], theta, total.get("digests"), penalized=True
-    )
-
-
-def _fit_logistic(estimator, chunks, *, max_iter, tol, fingerprints):
-    # Pass 1: classes and shape.
-    scan = _map_reduce(chunks, partial(_scan_kernel, classify=True, fingerprints=False))
-    estimator.n_features_in_ = int(scan["n_features"])
-    if "colmin" in scan:
-        estimator._encode_fit_targets(np.vstack([scan["colmin"], scan["colmax"]]).astype(int))
-    else:
-        labels = scan["labels"]
-        estimator._encode_fit_targets(labels)
-    target = _target_of(estimator)
-    n_labels = 1 if estimator._target_type == "binary" else (len(estimator.classes_))
-    d = estimator.n_features_in_ + int(estimator.fit_intercept)
-    penalty = estimator._penalty_vector()
-    # Newton's per-label Hessians: the running sum and one chunk's, as float64 stacks.
-    check_curvature_memory([d] * n_labels, np.float64, workspace_blocks=n_labels)
-    theta = np.zeros((n_labels, d))
-    # Passes 2..: Newton with exact Hessians; a label whose objective rose is halved back.
-    objective_prev = np.full(n_labels, np.inf)
-    step_prev = np.zeros_like(theta)
-    done = np.zeros(n_labels, dtype=bool)
-    n_iter = np.zeros(n_labels, dtype=np.int32)
-    kernel = partial(_newton_kernel, fit_intercept=estimator.fit_intercept, target=target)
-    C = float(estimator.C)
-    for _ in range(max_iter):
-        stats = _map_reduce(chunks, partial(kernel, theta=theta))
-        # Objective divided by C: Σℓ + ½θᵀPθ (P = 1/C on coefficients).
-        objective = stats["loss"] + 0.5 * np.einsum("ld,d,ld->l", theta, penalty, theta)
-        for label in np.flatnonzero(~done):
-            if objective[label] > objective_prev[label] + 1e-12 * abs(objective_prev[label]):
-                step_prev[label] /= 2  # back-track: the previous full step overshot
-                theta[label] -= step_prev[label]
-                continue
-            g = stats["gradient"][label] + penalty * theta[label]
-            H = stats["hessian"][label]
-            H.flat[:: d + 1] += penalty
-            try:
-                step = -linalg.solve(H, g, assume_a="pos", check_finite=False)
-            except linalg.LinAlgError as error:
-                raise CurvatureError(
-                    f"The Hessian of label {label} is singular; use a smaller C."
-                ) from error
-            decrement = float(-g @ step)
-            objective_prev[label] = objective[label]
-            n_iter[label] += 1
-            if decrement <= tol * (1.0 + abs(objective[label])):
-                done[label] = True
-                theta[label] += step  # the last (tiny) Newton step is free
-                continue
-            theta[label] += step
-            step_prev[label] = step
-        if done.all():
-            break
-    else:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-
-        warnings.warn(
-            f"Newton did not converge in {max_iter} passes; the erasure step assumes an "
-            "optimal model. Increase max_iter.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    del C
-    estimator.coef_ = theta[:, : estimator.n_features_in_].copy()
-    estimator.intercept_ = theta[:, -1].copy() if estimator.fit_intercept else np.zeros(n_labels)
-    estimator.n_iter_ = n_iter
-    # Last pass: curvature at θ*, and the fingerprints.
-    return curvature_pass(estimator, chunks, fingerprints=fingerprints)
+    return estimator.fit_streaming(chunks, **params)

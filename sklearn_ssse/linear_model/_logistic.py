@@ -350,10 +350,16 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         -------
         ndarray
         """
+        return self._scores(X)[0]
+
+    def _scores(self, X):
+        """Decision scores and the committed state they were computed from (a refit in
+        another thread publishes a new state at once, never piecemeal)."""
         check_is_fitted(self)
+        state = self._committed()
         X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=np.float64)
-        scores = np.asarray(X @ self.coef_.T) + self.intercept_
-        return scores[:, 0] if self._target_type == "binary" else scores
+        scores = np.asarray(X @ state["coef_"].T) + state["intercept_"]
+        return (scores[:, 0] if state["_target_type"] == "binary" else scores), state
 
     def predict_proba(self, X):
         """Probabilities: (n, 2) for binary, normalized one-vs-rest (n, n_classes) for
@@ -368,11 +374,11 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         -------
         ndarray
         """
-        scores = self.decision_function(X)
+        scores, state = self._scores(X)
         positive = expit(scores)  # no overflow warning for large negative scores
-        if self._target_type == "binary":
+        if state["_target_type"] == "binary":
             return np.column_stack([1 - positive, positive])
-        if self._target_type == "multiclass":
+        if state["_target_type"] == "multiclass":
             return positive / positive.sum(axis=1, keepdims=True)
         return positive
 
@@ -391,11 +397,11 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         -------
         ndarray
         """
-        scores = self.decision_function(X)
-        if self._target_type == "binary":
-            return self.classes_[(scores > 0).astype(int)]
-        if self._target_type == "multiclass":
-            return self.classes_[np.argmax(scores, axis=1)]
+        scores, state = self._scores(X)
+        if state["_target_type"] == "binary":
+            return state["classes_"][(scores > 0).astype(int)]
+        if state["_target_type"] == "multiclass":
+            return state["classes_"][np.argmax(scores, axis=1)]
         return (scores > 0).astype(int)
 
     def __sklearn_tags__(self):

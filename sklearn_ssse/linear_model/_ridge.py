@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._base import UnlearnableLinearMixin, transactional
 from .._loss import SquaredLoss, augment
 from ..curvature import weighted_gram
-from ..curvature._normal import solve_normal_equations  # noqa: F401 (also imported from here)
+from ..curvature._normal import solve_normal_equations
 
 __all__ = ["UnlearnableRidge"]
 
@@ -218,8 +218,9 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         ndarray
         """
         check_is_fitted(self)
+        state = self._committed()  # coef_ and intercept_ of one committed state
         X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=np.float64)
-        return np.asarray(X @ np.asarray(self.coef_).T) + self.intercept_
+        return np.asarray(X @ np.asarray(state["coef_"]).T) + state["intercept_"]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
