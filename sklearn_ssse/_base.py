@@ -345,6 +345,24 @@ class UnlearnableLinearMixin:
             raise ValueError(f"eps must be a finite number >= 0, got {eps!r}.")
         return eps
 
+    def _refuse_malformed_fit_input(self, X, y):
+        """The package's own messages for inputs numpy would refuse in its own words."""
+        if not (sp.issparse(X) or hasattr(X, "shape")) and _is_ragged(X):
+            raise ValueError(
+                "X is a ragged list (its rows have different lengths); pass a 2-D array of "
+                "shape (n_samples, n_features)."
+            )
+        if y is not None and not (sp.issparse(y) or hasattr(y, "shape")):
+            if _is_ragged(y):
+                raise ValueError(
+                    "y is a ragged list (its rows have different lengths); pass one target "
+                    "row per sample, all of the same length."
+                )
+            if hasattr(y, "__len__") and len(y) == 0:
+                raise ValueError("y is empty: give one target per sample of X.")
+        if y is not None and _contains_none(y):
+            raise ValueError("y contains None; every sample needs its target.")
+
     def _validate_removed(self, X, y, what="X_removed"):
         check_is_fitted(self, "curvature_")
         if y is None:
@@ -355,6 +373,22 @@ class UnlearnableLinearMixin:
             n_rows = len(X) if hasattr(X, "__len__") else None
         if n_rows == 0:
             raise ValueError(f"{what} is empty (0 samples): there is nothing to erase.")
+        y_what = "y_removed" if what == "X_removed" else "y"
+        if not (sp.issparse(X) or hasattr(X, "shape")) and _is_ragged(X):
+            raise ValueError(
+                f"{what} is a ragged list (its rows have different lengths); pass a 2-D "
+                f"array of shape (n_samples, {self.n_features_in_})."
+            )
+        if not (sp.issparse(y) or hasattr(y, "shape")):
+            if _is_ragged(y):
+                raise ValueError(
+                    f"{y_what} is a ragged list (its rows have different lengths); pass one "
+                    "target row per sample, all of the same length."
+                )
+            if hasattr(y, "__len__") and len(y) == 0:
+                raise ValueError(f"{y_what} is empty: give one target per sample of {what}.")
+        if _contains_none(y):
+            raise ValueError(f"{y_what} contains None; every sample needs its label.")
         try:
             X = validate_data(
                 self,
@@ -405,7 +439,7 @@ class UnlearnableLinearMixin:
         if at_fit is None:  # saved before the settings were recorded
             return
         now = self._fit_settings()
-        changed = [name for name in at_fit if now.get(name) != at_fit[name]]
+        changed = [name for name in at_fit if not _same_setting(now.get(name), at_fit[name])]
         if changed:
             detail = ", ".join(f"{n}={at_fit[n]!r} at fit, now {now.get(n)!r}" for n in changed)
             raise ValueError(
@@ -433,11 +467,12 @@ class UnlearnableLinearMixin:
         single = np.flatnonzero(before & ((positives == 0) | (positives == total)))
         if single.size:
             names = getattr(self, "classes_", None)
-            which = (
-                [getattr(names[j], "item", lambda j=j: names[j])() for j in single]
-                if names is not None and len(names) == len(positives)
-                else single.tolist()
-            )
+            if getattr(self, "_target_type", None) == "multilabel" or names is None:
+                which = single.tolist()  # multi-label: the label (column) indices
+            elif len(names) == len(positives):
+                which = [names[j].item() if hasattr(names[j], "item") else names[j] for j in single]
+            else:
+                which = single.tolist()
             warnings.warn(
                 f"After this request label(s) {which} have samples of one class only: the "
                 "refit's objective has no minimizer there (its unpenalized intercept goes to "
@@ -458,7 +493,18 @@ class UnlearnableLinearMixin:
                 "least one must remain. Fit a new model instead."
             )
         digests = row_fingerprints(X, Y)
-        missing = self.fingerprints_.missing(digests)
+        stored = self.__dict__.get("fingerprints_")
+        if stored is None:
+            if self.check_membership:
+                raise ValueError(
+                    "This model was fitted without fingerprints (fit_streaming(..., "
+                    "fingerprints=False)), so it cannot check that the removed samples are "
+                    "its own. Pass check_membership=False to erase them without the check, or "
+                    "refit with fingerprints=True."
+                )
+            missing = np.zeros(0, dtype=np.intp)
+        else:
+            missing = stored.missing(digests)
         if self.check_membership:
             if len(missing):
                 shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
@@ -472,7 +518,7 @@ class UnlearnableLinearMixin:
                 )
         # Without the check, the fingerprints of samples that were in the model still go.
         matched = np.delete(digests, missing)
-        fingerprints = self.fingerprints_.without(matched)
+        fingerprints = None if stored is None else stored.without(matched)
 
         theta = self._get_theta()
         Xt = augment(X, self.fit_intercept)
@@ -621,14 +667,29 @@ class UnlearnableLinearMixin:
 
     def __setstate__(self, state):
         state = dict(state)
-        stored = state.pop("_sklearn_ssse_format", None)
+        stored = state.pop("_sklearn_ssse_format", _MISSING)
         version = state.pop("_sklearn_ssse_version", "unknown")
-        if stored is not None and (not isinstance(stored, int) or stored > FORMAT_VERSION):
+        state.pop("_forget_lock", None)  # locks are never part of the state
+        name = type(self).__name__
+        if stored is _MISSING:  # written before the marker existed: format 1 semantics
+            stored = 1
+        if isinstance(stored, (bool, np.bool_)) or not isinstance(stored, (int, np.integer)):
             raise ValueError(
-                f"This {type(self).__name__} was saved by sklearn_ssse {version} in "
-                f"persistence format {stored!r}; this installation (sklearn_ssse "
-                f"{_package_version()}) reads formats up to {FORMAT_VERSION}. Upgrade "
-                "sklearn_ssse to load it."
+                f"This {name} state has an invalid persistence format marker {stored!r} "
+                f"({type(stored).__name__}, not an integer): the file is corrupt or was not "
+                "written by sklearn_ssse. Refit the model."
+            )
+        if stored < 1:
+            raise ValueError(
+                f"This {name} state has an invalid persistence format marker {stored!r} "
+                "(formats are numbered from 1): the file is corrupt or was not written by "
+                "sklearn_ssse. Refit the model."
+            )
+        if stored > FORMAT_VERSION:
+            raise ValueError(
+                f"This {name} was saved by sklearn_ssse {version} in persistence format "
+                f"{stored!r}; this installation (sklearn_ssse {_package_version()}) reads "
+                f"formats up to {FORMAT_VERSION}. Upgrade sklearn_ssse to load it."
             )
         super().__setstate__(state)
 
@@ -748,8 +809,9 @@ class UnlearnableLinearMixin:
                     removal_budget_remaining_=certificate.remaining,
                 )
             new_state["curvature_"] = curvature
+            if plan.fingerprints is not None:
+                new_state["fingerprints_"] = plan.fingerprints
             new_state.update(
-                fingerprints_=plan.fingerprints,
                 n_samples_=self.n_samples_ - plan.n_removed,
                 n_forgotten_=self.n_forgotten_ + plan.n_removed,
                 erasure_log_=[*self.erasure_log_, entry],
@@ -884,7 +946,16 @@ class UnlearnableLinearMixin:
                     f"X_remaining has {X.shape[0]} samples but the model holds {self.n_samples_}: "
                     "pass exactly the training samples that have not been erased."
                 )
-            if self.check_membership and len(self.fingerprints_.missing(row_fingerprints(X, Y))):
+            stored = self.__dict__.get("fingerprints_")
+            if stored is None:
+                raise ValueError(
+                    "This model was fitted without fingerprints, so gradient_residual cannot "
+                    "check that X_remaining are the samples still in the model; the audit "
+                    "needs them (refit with fingerprints=True)."
+                )
+            # Always checked, whatever check_membership says: the audit is only meaningful
+            # on exactly the samples still in the model.
+            if len(stored.missing(row_fingerprints(X, Y))):
                 raise ValueError(
                     "X_remaining does not match the samples still in the model (some were never "
                     "trained on or were erased): pass exactly the training samples that have "
@@ -987,6 +1058,38 @@ class UnlearnableLinearMixin:
         return text
 
 
+def _is_ragged(value):
+    """Whether a nested list has rows of different lengths (numpy would refuse it with its
+    own wording)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return False
+    lengths = {len(row) if isinstance(row, (list, tuple, np.ndarray)) else -1 for row in value}
+    return len(lengths) > 1
+
+
+def _contains_none(y):
+    if y is None:
+        return True
+    if isinstance(y, np.ndarray):
+        return y.dtype.kind == "O" and any(v is None for v in y.ravel())
+    if isinstance(y, (list, tuple)):
+        return any(
+            v is None or (isinstance(v, (list, tuple)) and any(w is None for w in v)) for v in y
+        )
+    return False
+
+
+def _same_setting(a, b):
+    """Settings compared by their exact value in float64 and by kind: ``np.float32(0.1)``
+    is not ``0.1`` (numpy alone compares a float32 with a Python float in float32, where
+    they are equal), ``True`` is not ``1``, and strings compare as strings."""
+    if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
+        return isinstance(a, (bool, np.bool_)) and isinstance(b, (bool, np.bool_)) and a == b
+    if isinstance(a, (Real, np.number)) and isinstance(b, (Real, np.number)):
+        return bool(np.float64(a) == np.float64(b))
+    return type(a) is type(b) and a == b
+
+
 def _copy_curvature(curvature):
     """A copy of a BlockFisherInverse that shares its arrays but not its block records.
 
@@ -1036,14 +1139,15 @@ def _check_conditioning(curvature, norms, dtype):
     m = curvature.n_samples_
     for b, (blk, (norm, root)) in enumerate(zip(curvature.blocks_, norms)):
         if blk.inverse is None:
-            # Damped: B = QΛQᵀ/m + λI from an eigendecomposition, whose small eigenvalues
-            # carry an absolute error of about u·λ_max (it is not invariant to a rescaling
-            # of the features, unlike Cholesky). The shift λ bounds cond(B); refuse when it
-            # does not bound it enough for the working precision.
+            # Damped: B = QΛQᵀ/m + λI from an eigendecomposition (computed in float64 for
+            # either storage), whose small eigenvalues carry an absolute error of about
+            # u₆₄·λ_max (it is not invariant to a rescaling of the features, unlike
+            # Cholesky). The shift λ bounds cond(B); refuse when it does not bound it
+            # enough. Storing Q in float32 adds a relative u₃₂ to B⁻¹ whatever cond(B).
             eigvals = np.asarray(blk.eigvals, dtype=np.float64)
             shift = curvature.damping
             condition = (eigvals[-1] / m + shift) / (max(eigvals[0], 0.0) / m + shift)
-            if not condition < 0.5 / np.finfo(dtype).eps:
+            if not condition < 0.5 / np.finfo(np.float64).eps:
                 raise CurvatureError(
                     f"Curvature block {b} is too ill-conditioned for {np.dtype(dtype).name} "
                     f"with damping={shift:g} (condition number {condition:.3g}); use "

@@ -134,11 +134,34 @@ def test_skops_of_newer_format_is_refused(monkeypatch, tmp_path):
         sio.load(path, trusted=SKOPS_TRUSTED_TYPES)
 
 
-def test_malformed_format_marker_is_refused():
+@pytest.mark.parametrize(
+    "marker, expected",
+    [
+        ("1", r"invalid persistence format marker '1' \(str, not an integer\)"),
+        (1.0, r"marker 1.0 \(float, not an integer\)"),
+        (True, r"marker True \(bool, not an integer\)"),
+        (None, r"marker None \(NoneType, not an integer\)"),
+        (0, r"marker 0 \(formats are numbered from 1\)"),
+        (-1, r"marker -1 \(formats are numbered from 1\)"),
+    ],
+)
+def test_malformed_format_marker_is_refused(marker, expected):
+    """Only a real int in 1..FORMAT_VERSION is a format; anything else is named as corrupt,
+    never answered with "upgrade"."""
     state = fitted("ridge").__getstate__()
-    state["_sklearn_ssse_format"] = "1"
-    with pytest.raises(ValueError, match=r"persistence format '1'"):
+    state["_sklearn_ssse_format"] = marker
+    with pytest.raises(ValueError, match=expected) as info:
         UnlearnableRidge.__new__(UnlearnableRidge).__setstate__(state)
+    assert "Upgrade" not in str(info.value)
+
+
+def test_numpy_integer_format_marker_loads():
+    model = fitted("ridge")
+    state = model.__getstate__()
+    state["_sklearn_ssse_format"] = np.int64(1)
+    restored = UnlearnableRidge.__new__(UnlearnableRidge)
+    restored.__setstate__(state)
+    assert_same_state(restored, model)
 
 
 def test_state_without_marker_loads():

@@ -318,7 +318,13 @@ class BlockFisherInverse:
                 raise CurvatureError(f"Curvature block {b} is singular.")
             inverse = _symmetrize_upper(inverse)
             return _Block(size=d, inverse=inverse.T if inverse.flags.f_contiguous else inverse)
-        eigvals, eigvecs = linalg.eigh(G, overwrite_a=True, check_finite=False)
+        # In float64 whatever the storage: the eigenvalues then carry float64's absolute
+        # error u·λ_max, and storing Q in float32 perturbs B⁻¹ = QΛ⁻¹Qᵀ by a relative
+        # u₃₂ in norm, independent of the condition number (one block of float64
+        # workspace, released at once).
+        eigvals, eigvecs = linalg.eigh(
+            np.asarray(G, dtype=np.float64), overwrite_a=True, check_finite=False
+        )
         if eigvals[0] < -1e-8 * max(eigvals[-1], 1.0):
             raise CurvatureError(
                 f"Curvature block {b} has a negative eigenvalue {eigvals[0]:.3g}; it must be "

@@ -290,6 +290,7 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         -------
         self
         """
+        self._refuse_malformed_fit_input(X, y)
         X, y = validate_data(
             self,
             X,

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import UnlearnableLinearMixin, transactional
 from .._loss import SquaredLoss, augment
-from ..curvature import weighted_gram
+from ..curvature import CurvatureError, weighted_gram
 from ..curvature._normal import solve_normal_equations
 
 __all__ = ["UnlearnableRidge"]
@@ -186,6 +186,7 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         -------
         self
         """
+        self._refuse_malformed_fit_input(X, y)
         X, y = validate_data(
             self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True, y_numeric=True
         )
@@ -198,7 +199,13 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
             # (X̃ᵀX̃ + P)θ = X̃ᵀy − b.
             self.n_features_in_ = X.shape[1]
             rhs = rhs - self._draw_objective_noise(Y.shape[1]).T
-        theta = solve_normal_equations(gram, rhs)
+        try:
+            theta = solve_normal_equations(gram, rhs)
+        except CurvatureError as error:
+            raise CurvatureError(
+                f"{error} (n_samples={X.shape[0]}, {gram.shape[0]} parameters, "
+                f"alpha={self.alpha!r})"
+            ) from error
         self.n_features_in_ = X.shape[1]
         self.coef_, self.intercept_ = self._split_theta(theta)
         shared = gram.astype(self.curvature_dtype) if self._shared_block else None  # a copy

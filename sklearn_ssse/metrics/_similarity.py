@@ -50,6 +50,24 @@ def _model_classes(model):
     return classes if classes.ndim == 1 else None
 
 
+def _label_kind(values):
+    """``"numeric"``, ``"string"`` or ``"mixed"``: the type family of a label array."""
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        return "numeric"
+    if values.dtype.kind in "US":
+        return "string"
+    kinds = {
+        "string"
+        if isinstance(v, str)
+        else "numeric"
+        if isinstance(v, (int, float, np.number))
+        else "other"
+        for v in values.ravel().tolist()
+    }
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def _resolve_targets(model, Y, *, y_name="Y", strict=True):
     """Turn targets into a boolean (n_samples, n_labels) indicator.
 
@@ -66,6 +84,14 @@ def _resolve_targets(model, Y, *, y_name="Y", strict=True):
         return "multilabel", np.arange(Y.shape[1]), Y.astype(bool)
 
     classes = _model_classes(model)
+    if classes is not None and _label_kind(Y) != _label_kind(classes):
+        # np.isin would call every label unknown and the metrics would score the samples
+        # as random guesses: "no leakage" for input that is simply of the wrong type.
+        raise ValueError(
+            f"{y_name} holds {_label_kind(Y)} labels but the reference model's classes are "
+            f"{_label_kind(classes)} ({classes.tolist()[:10]}); pass the labels the model "
+            "was trained with."
+        )
     if classes is not None and classes.size > 2:
         unknown = ~np.isin(Y, classes)
         if strict and unknown.any():
