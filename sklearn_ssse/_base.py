@@ -540,8 +540,9 @@ class UnlearnableLinearMixin:
         normal = None
         if "_normal_gram" in self.__dict__:
             # Exact downdate of the stored normal equations (new arrays: copy on write).
+            # (XᵀX of the removed rows is exactly symmetric, so the difference stays so.)
             gram = self._normal_gram - Xt_dense.T @ Xt_dense
-            normal = ((gram + gram.T) / 2, self._normal_rhs - Xt_dense.T @ Y)
+            normal = (gram, self._normal_rhs - Xt_dense.T @ Y)
         # Ridge's exact step is checked (and repaired) against those normal equations.
         checked = normal is not None and self._step_is_exact()
         refactored = accuracy = None
