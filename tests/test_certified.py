@@ -241,14 +241,15 @@ def test_objective_perturbation_noise(Estimator, data):
     """``b ~ N(0, σ²I)`` (one row per label) is drawn from ``random_state`` and the fit
     minimizes the perturbed objective: its gradient there is within the bound."""
     X, y = data()
-    model = Estimator(certified=True, noise_sigma=3.0, random_state=7).fit(X, y)
+    options = {"multi_class": "ovr"} if Estimator is UnlearnableLogisticRegression else {}
+    model = Estimator(certified=True, noise_sigma=3.0, random_state=7, **options).fit(X, y)
     n_labels = np.atleast_2d(model.coef_).shape[0]
     expected = np.random.RandomState(7).normal(0.0, 3.0, size=(n_labels, X.shape[1] + 1))
     np.testing.assert_array_equal(model._certificate.noise, expected)
     residual = model.gradient_residual(X, y)
     assert residual <= model.gradient_residual_bound_ <= 1e-6 * np.linalg.norm(expected)
     # The perturbation moves the model: another seed gives other coefficients.
-    other = Estimator(certified=True, noise_sigma=3.0, random_state=8).fit(X, y)
+    other = Estimator(certified=True, noise_sigma=3.0, random_state=8, **options).fit(X, y)
     assert not np.array_equal(other.coef_, model.coef_)
     # The intercept is penalized in certified mode (strong convexity, see the docs).
     penalty = model._penalty_vector()
