@@ -7,6 +7,7 @@ block curvature that needs no access to the training set.
 
 from ._base import SKOPS_TRUSTED_TYPES, ForgetStep
 from ._certified import RemovalBudgetError
+from ._fingerprint import AmbiguousWeightError
 from ._pipeline import forget
 from .curvature import BlockFisherInverse, CurvatureError
 from .linear_model import UnlearnableLogisticRegression, UnlearnableRidge
@@ -15,6 +16,7 @@ from .model_selection import SampleEraser, similarity_ratio_path
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousWeightError",
     "BlockFisherInverse",
     "CurvatureError",
     "ForgetStep",
