@@ -53,6 +53,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn_ssse.curvature._block_inverse._Block",
     "sklearn_ssse.linear_model._logistic.UnlearnableLogisticRegression",
     "sklearn_ssse.linear_model._ridge.UnlearnableRidge",
+    "sklearn_ssse.linear_model._ridge_classifier.UnlearnableRidgeClassifier",
 ]
 
 

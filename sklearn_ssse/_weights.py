@@ -24,7 +24,16 @@ _CLASS_WEIGHT_TAKES_SAMPLE_WEIGHT = (
 )
 
 
-def fit_sample_weight(estimator, X, y, sample_weight, *, class_weight=None, classes=None):
+def fit_sample_weight(
+    estimator,
+    X,
+    y,
+    sample_weight,
+    *,
+    class_weight=None,
+    classes=None,
+    balance_by_weight=True,
+):
     """Each sample's final weight (float64, shape (n,)), or ``None`` when all are 1.
 
     Parameters
@@ -39,6 +48,10 @@ def fit_sample_weight(estimator, X, y, sample_weight, *, class_weight=None, clas
     classes : ndarray, default=None
         The classes of ``y`` (``None``: a regressor or a multi-label target, where
         ``class_weight`` is refused).
+    balance_by_weight : bool, default=True
+        ``"balanced"`` counts the sample weights where the installed scikit-learn's
+        ``compute_class_weight`` does (``LogisticRegression``); ``False`` counts samples
+        (``RidgeClassifier``, through ``compute_sample_weight``).
     """
     if sample_weight is None and class_weight is None:
         return None
@@ -51,6 +64,15 @@ def fit_sample_weight(estimator, X, y, sample_weight, *, class_weight=None, clas
             )
         if not np.any(weights > 0):
             raise ValueError("All sample weights are zero: there is nothing to fit.")
+    if weights is not None and classes is not None and np.ndim(y) == 1:
+        totals = np.bincount(np.searchsorted(classes, y), weights=weights, minlength=len(classes))
+        if np.any(totals <= 0):
+            empty = [classes[j].item() for j in np.flatnonzero(totals <= 0)][:10]
+            raise ValueError(
+                f"Class(es) {empty} have zero total sample weight; the classifier needs "
+                "samples of at least 2 classes with positive weight, and every class of y "
+                "to carry weight."
+            )
     if class_weight is not None:
         if classes is None:
             raise ValueError(
@@ -58,7 +80,7 @@ def fit_sample_weight(estimator, X, y, sample_weight, *, class_weight=None, clas
             )
         y = np.asarray(y)
         options = {"classes": classes, "y": y}
-        if _CLASS_WEIGHT_TAKES_SAMPLE_WEIGHT:
+        if _CLASS_WEIGHT_TAKES_SAMPLE_WEIGHT and balance_by_weight:
             options["sample_weight"] = weights
         per_class = compute_class_weight(class_weight, **options)
         per_sample = per_class[np.searchsorted(classes, y)]

@@ -535,7 +535,8 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
+        # class_weight is defined for single-output targets only (as in scikit-learn).
+        tags.classifier_tags.multi_label = self.class_weight is None
         tags.input_tags.sparse = True
         return tags
 

@@ -197,7 +197,10 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
             self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True, y_numeric=True
         )
         Y = self._encode_fit_targets(y)
-        weights = fit_sample_weight(self, X, y, sample_weight)
+        return self._fit_encoded(X, Y, fit_sample_weight(self, X, y, sample_weight))
+
+    def _fit_encoded(self, X, Y, weights):
+        """Solve the (weighted) normal equations for encoded targets ``Y`` and finish."""
         if self.certified and weights is not None:
             raise ValueError("certified=True does not support sample_weight.")
         gram = weighted_gram(X, weights, fit_intercept=self.fit_intercept)
