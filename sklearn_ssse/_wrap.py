@@ -177,10 +177,12 @@ def make_unlearnable(fitted_estimator, X, y, sample_weight=None, **params):
             (float(intercept) if intercept.ndim == 0 else intercept),
         )
     else:
-        model.coef_ = np.atleast_2d(coef)
-        model.intercept_ = (
-            np.atleast_1d(intercept) if model.fit_intercept else np.zeros(model.coef_.shape[0])
-        )
+        coef = np.atleast_2d(coef)
+        theta = coef
+        if model.fit_intercept:
+            theta = np.hstack([coef, np.reshape(intercept, (-1, 1))])
+        # The estimator's own shapes (a binary RidgeClassifier's 1-D coef_, for example).
+        model.coef_, model.intercept_ = model._split_theta(theta)
     if Y.shape[1] != np.atleast_2d(model.coef_).shape[0]:
         raise ValueError("y does not match the fitted estimator's outputs.")
     model._finish_fit(X, Y, sample_weight=weights)

@@ -12,7 +12,7 @@ from sklearn_ssse import (
 def _public_estimators():
     return [
         UnlearnableLogisticRegression(),  # multinomial on multiclass targets
-        UnlearnableLogisticRegression(multi_class="ovr", class_weight="balanced"),
+        UnlearnableLogisticRegression(multi_class="ovr"),
         UnlearnableLogisticRegression(curvature="empirical_fisher", leave_out=False, damping=1e-4),
         UnlearnableRidge(),
         UnlearnableRidge(curvature="empirical_fisher", damping=1e-3),

@@ -50,6 +50,7 @@ def test_wrapped_logistic_forgets_like_the_packages_fit(digits, weighted):
         wrapped.forget(X[removed[:1]], y[removed[:1]])
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_loose_fit_warns_with_the_figures(digits):
     X, y = digits
     fitted = LogisticRegression(C=0.1, tol=1e-2, max_iter=5).fit(X, y)
@@ -72,6 +73,13 @@ def test_wrapped_ridge_and_ridge_classifier_are_exact():
     refit = RidgeClassifier(alpha=1.0).fit(X[30:], y[30:])
     np.testing.assert_allclose(wrapped.coef_, refit.coef_, rtol=1e-8, atol=1e-12)
     np.testing.assert_array_equal(wrapped.predict(X), refit.predict(X))
+    X, y = load_breast_cancer(return_X_y=True)
+    fitted = RidgeClassifier(alpha=1.0).fit(X, y)
+    wrapped = make_unlearnable(fitted, X, y)
+    assert wrapped.coef_.shape == fitted.coef_.shape
+    wrapped.forget(X[:30], y[:30])
+    refit = RidgeClassifier(alpha=1.0).fit(X[30:], y[30:])
+    np.testing.assert_allclose(wrapped.coef_, refit.coef_, rtol=1e-8)
 
 
 def test_unsupported_estimators_are_refused(digits):

@@ -40,7 +40,8 @@ class UnlearnableRidgeClassifier(ClassifierMixin, UnlearnableRidge):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+    coef_ : ndarray of shape (n_features,) or (n_classes, n_features)
+        1-D for a binary target, as scikit-learn's ``RidgeClassifier``.
     intercept_ : ndarray of shape (1,) or (n_classes,)
     curvature_ : BlockFisherInverse
     n_samples_ : int
@@ -168,6 +169,13 @@ class UnlearnableRidgeClassifier(ClassifierMixin, UnlearnableRidge):
             balance_by_weight=False,
         )
         return self._fit_encoded(X, Y, weights)
+
+    def _split_theta(self, theta):
+        coef, intercept = super()._split_theta(theta)
+        if len(self.classes_) == 2:
+            # scikit-learn's RidgeClassifier keeps a binary model's coef_ 1-D (1.6 to 1.9).
+            return coef[0].copy(), intercept
+        return coef, intercept
 
     def decision_function(self, X):
         """Scores ``Xw + b``: shape (n,) for binary, (n, n_classes) otherwise."""
