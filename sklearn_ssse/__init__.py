@@ -7,23 +7,33 @@ block curvature that needs no access to the training set.
 
 from ._base import SKOPS_TRUSTED_TYPES, ForgetStep
 from ._certified import RemovalBudgetError
+from ._fingerprint import AmbiguousWeightError
 from ._pipeline import forget
+from ._wrap import NotOptimalWarning, make_unlearnable
 from .curvature import BlockFisherInverse, CurvatureError
-from .linear_model import UnlearnableLogisticRegression, UnlearnableRidge
+from .linear_model import (
+    UnlearnableLogisticRegression,
+    UnlearnableRidge,
+    UnlearnableRidgeClassifier,
+)
 from .model_selection import SampleEraser, similarity_ratio_path
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousWeightError",
     "BlockFisherInverse",
     "CurvatureError",
     "ForgetStep",
+    "NotOptimalWarning",
     "RemovalBudgetError",
     "SKOPS_TRUSTED_TYPES",
     "SampleEraser",
     "UnlearnableLogisticRegression",
     "UnlearnableRidge",
+    "UnlearnableRidgeClassifier",
     "__version__",
     "forget",
+    "make_unlearnable",
     "similarity_ratio_path",
 ]

@@ -62,6 +62,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn_ssse.curvature._block_inverse._Block",
     "sklearn_ssse.linear_model._logistic.UnlearnableLogisticRegression",
     "sklearn_ssse.linear_model._ridge.UnlearnableRidge",
+    "sklearn_ssse.linear_model._ridge_classifier.UnlearnableRidgeClassifier",
 ]
 
 
@@ -157,10 +158,11 @@ class _Plan:
         self.Xt, self.Y, self.gradients = extra["Xt"], extra["Y"], extra["gradients"]
         self.erased_digests, self.n_unmatched = extra["erased_digests"], extra["n_unmatched"]
         self.label_counts = extra.get("label_counts")  # per-label positives and total after
-        # ridge: the penalized Gram X̃ᵀX̃ + P and X̃ᵀY − b over the samples that remain
+        # ridge: the penalized Gram X̃ᵀWX̃ + P and X̃ᵀWY − b over the samples that remain
         self.normal = extra.get("normal")
         # ridge: a fresh factorization replacing the downdate, and the accuracy check's log
         self.refactored, self.accuracy = extra.get("refactored"), extra.get("accuracy")
+        self.weights = extra.get("weights")  # each removed sample's weight
 
 
 class UnlearnableLinearMixin:
@@ -228,21 +230,33 @@ class UnlearnableLinearMixin:
         """One block for all outputs when their curvature is the same (ridge's Hessian)."""
         return self.curvature == "hessian" and self._loss.name == "squared_error"
 
-    def _build_curvature(self, X, Y, gram=None):
+    @property
+    def _coupled(self):
+        """One block over all outputs' parameters (softmax): the estimator provides
+        ``_coupled_gram`` and ``_coupled_removal`` (see ``linear_model._multinomial``)."""
+        return getattr(self._loss, "coupled", False)
+
+    def _build_curvature(self, X, Y, gram=None, sample_weight=None):
         """Build ``self.curvature_`` at the fitted parameters.
 
-        ``gram`` is the unweighted ``X̃ᵀX̃ + P`` if the caller already formed it."""
+        ``gram`` is the (weighted) ``X̃ᵀWX̃ + P`` if the caller already formed it."""
         theta = self._get_theta()
         penalty = self._penalty_vector()
         dtype = np.dtype(self.curvature_dtype)
         n = X.shape[0]
-        if self._shared_block:
+        if self._coupled:
+            grams = [self._coupled_gram(X, Y, theta, sample_weight)]
+        elif self._shared_block:
             if gram is None:
-                gram = weighted_gram(X, None, fit_intercept=self.fit_intercept, dtype=dtype)
+                gram = weighted_gram(
+                    X, sample_weight, fit_intercept=self.fit_intercept, dtype=dtype
+                )
                 gram.flat[:: gram.shape[0] + 1] += penalty.astype(dtype)
             grams = [gram]
         else:
-            factors = curvature_factors(self._loss, self._raw(X, theta), Y, self.curvature)
+            factors = curvature_factors(
+                self._loss, self._raw(X, theta), Y, self.curvature, sample_weight
+            )
 
             def block(column):
                 G = weighted_gram(
@@ -280,14 +294,14 @@ class UnlearnableLinearMixin:
         self._theta_at_fit = theta
         self.n_samples_ = int(n)
 
-    def _reset_erasure_state(self, digests, label_counts):
-        """A new fit is a new model: its samples' fingerprints, nothing erased yet, the
-        settings its state was built with, and no certificate (``_finish_fit`` builds one
-        in certified mode)."""
+    def _reset_erasure_state(self, digests, label_counts, sample_weight=None):
+        """A new fit is a new model: its samples' fingerprints (with their weights), nothing
+        erased yet, the settings its state was built with, and no certificate
+        (``_finish_fit`` builds one in certified mode)."""
         self._settings_at_fit = self._fit_settings()
         self._label_counts = label_counts
         if digests is not None:
-            self.fingerprints_ = FingerprintMultiset(digests)
+            self.fingerprints_ = FingerprintMultiset(digests, sample_weight)
         self.n_forgotten_ = 0
         self.erasure_log_ = []
         stale = ["_certificate", "gradient_residual_bound_", "removal_budget_remaining_"]
@@ -316,9 +330,13 @@ class UnlearnableLinearMixin:
         self._objective_noise = rng.normal(0.0, self.noise_sigma, size=size)
         return self._objective_noise
 
-    def _finish_fit(self, X, Y, gram=None):
-        self._build_curvature(X, Y, gram=gram)
-        self._reset_erasure_state(row_fingerprints(X, Y), self._count_labels(Y))
+    def _finish_fit(self, X, Y, gram=None, sample_weight=None):
+        """Curvature, fingerprints and erasure state of a fit. ``sample_weight`` is the
+        final per-sample weight (class weights applied), ``None`` for unit weights."""
+        self._build_curvature(X, Y, gram=gram, sample_weight=sample_weight)
+        self._reset_erasure_state(
+            row_fingerprints(X, Y), self._count_labels(Y), sample_weight=sample_weight
+        )
         if getattr(self, "certified", False):
             budget = certified_budget(
                 self.noise_sigma, self.certified_epsilon, self.certified_delta
@@ -485,7 +503,7 @@ class UnlearnableLinearMixin:
             )
         return positives, total
 
-    def _plan_forget(self, X, y):
+    def _plan_forget(self, X, y, sample_weight=None):
         self._check_fit_settings()
         X, Y = self._validate_removed(X, y)
         k = X.shape[0]
@@ -504,9 +522,18 @@ class UnlearnableLinearMixin:
                     "its own. Pass check_membership=False to erase them without the check, or "
                     "refit with fingerprints=True."
                 )
+            # Fitted from chunks without fingerprints: unit weights unless the request says.
+            weights = (
+                np.ones(k) if sample_weight is None else _check_removed_weights(sample_weight, k)
+            )
             missing = np.zeros(0, dtype=np.intp)
         else:
-            missing = stored.missing(digests)
+            if sample_weight is not None:
+                weights = _check_removed_weights(sample_weight, k)
+            else:
+                # Each sample leaves with the weight it was trained with (refused if ambiguous).
+                weights = stored.resolve_weights(digests)
+            missing = stored.missing(digests, weights)
         if self.check_membership:
             if len(missing):
                 shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
@@ -520,36 +547,50 @@ class UnlearnableLinearMixin:
                 )
         # Without the check, the fingerprints of samples that were in the model still go.
         matched = np.delete(digests, missing)
-        fingerprints = None if stored is None else stored.without(matched)
+        fingerprints = (
+            None if stored is None else stored.without(matched, np.delete(weights, missing))
+        )
+        unit = bool(np.all(weights == 1.0))
 
         theta = self._get_theta()
         Xt = augment(X, self.fit_intercept)
         Xt_dense = Xt.toarray() if sp.issparse(Xt) else Xt
         gradient_weights = self._loss.gradient(Xt_dense @ theta.T, Y)  # at the current θ
-        # Stored curvature terms were evaluated at the fitted θ; remove exactly those.
-        factor_weights = curvature_factors(
-            self._loss, Xt_dense @ self._theta_at_fit.T, Y, self.curvature
-        )
-        gradients = Xt_dense.T @ gradient_weights  # (d̃, L): Σ_{i∈S} ∇ℓ_i per output
-        if self._shared_block:
-            rhs, factors = [gradients], [Xt_dense * factor_weights[:, :1]]
+        # Σ_{i∈S} w_i ∇ℓ_i per output, (d̃, L)
+        gradients = Xt_dense.T @ (gradient_weights if unit else gradient_weights * weights[:, None])
+        n_rows = None
+        if self._coupled:
+            rhs, factors = self._coupled_removal(Xt_dense, Y, gradients, weights)
+            n_rows = k
         else:
-            rhs = [gradients[:, column] for column in range(gradients.shape[1])]
-            factors = [Xt_dense * factor_weights[:, [c]] for c in range(Y.shape[1])]
+            # Stored curvature terms were evaluated at the fitted θ; remove exactly those.
+            factor_weights = curvature_factors(
+                self._loss,
+                Xt_dense @ self._theta_at_fit.T,
+                Y,
+                self.curvature,
+                None if unit else weights,
+            )
+            if self._shared_block:
+                rhs, factors = [gradients], [Xt_dense * factor_weights[:, :1]]
+            else:
+                rhs = [gradients[:, column] for column in range(gradients.shape[1])]
+                factors = [Xt_dense * factor_weights[:, [c]] for c in range(Y.shape[1])]
 
         normal = None
         if "_normal_gram" in self.__dict__:
             # Exact downdate of the stored normal equations (new arrays: copy on write).
             # (XᵀX of the removed rows is exactly symmetric, so the difference stays so.)
-            gram = self._normal_gram - Xt_dense.T @ Xt_dense
-            normal = (gram, self._normal_rhs - Xt_dense.T @ Y)
+            weighted = Xt_dense if unit else Xt_dense * weights[:, None]
+            gram = self._normal_gram - weighted.T @ Xt_dense
+            normal = (gram, self._normal_rhs - weighted.T @ Y)
         # Ridge's exact step is checked (and repaired) against those normal equations.
         checked = normal is not None and self._step_is_exact()
         refactored = accuracy = None
         if self.leave_out:
             # One pass over each stored block for both the change and the step.
             try:
-                change = self.curvature_.prepare_change(factors, sign=-1, rhs=rhs)
+                change = self.curvature_.prepare_change(factors, sign=-1, rhs=rhs, n_samples=n_rows)
             except CurvatureError:
                 if not checked:
                     raise
@@ -567,10 +608,12 @@ class UnlearnableLinearMixin:
                     "changed; refit on the remaining data, or use damping > 0."
                 )
         else:
-            change = self.curvature_.prepare_change(factors, sign=-1)
+            change = self.curvature_.prepare_change(factors, sign=-1, n_samples=n_rows)
             solved = self.curvature_.solve(rhs)
         if solved is None:
             direction = np.full_like(theta, np.nan)
+        elif self._coupled:
+            direction = self._coupled_direction(solved[0]) / (self.n_samples_ - k)
         else:
             direction = (solved[0].T if self._shared_block else np.vstack(solved)) / (
                 self.n_samples_ - k
@@ -602,6 +645,7 @@ class UnlearnableLinearMixin:
             normal=normal,
             refactored=refactored,
             accuracy=accuracy,
+            weights=weights,
         )
 
     def _lock(self):
@@ -716,7 +760,7 @@ class UnlearnableLinearMixin:
             )
         super().__setstate__(state)
 
-    def forget_step(self, X_removed, y_removed):
+    def forget_step(self, X_removed, y_removed, *, sample_weight=None):
         """Compute the unit (``ε = 1``) erasure step for these samples without applying it.
 
         The step of :meth:`forget` is ``eps`` times this one: the update is linear in ``ε``,
@@ -726,17 +770,19 @@ class UnlearnableLinearMixin:
         ----------
         X_removed : {array-like, sparse matrix} of shape (k, n_features)
         y_removed : array-like of shape (k,) or (k, n_outputs)
+        sample_weight : array-like of shape (k,), default=None
+            As in :meth:`forget`.
 
         Returns
         -------
         ForgetStep
         """
         with self._lock():
-            plan = self._plan_forget(X_removed, y_removed)
+            plan = self._plan_forget(X_removed, y_removed, sample_weight)
         coef, intercept = self._split_theta(plan.direction)
         return ForgetStep(coef, intercept, plan.n_removed)
 
-    def forget(self, X_removed, y_removed, eps=None):
+    def forget(self, X_removed, y_removed, eps=None, *, sample_weight=None):
         """Erase training samples from the fitted model in one closed-form step.
 
         Applies, per curvature block, ``θ ← θ + ε/(n−k) · B⁻¹ · Σ_{i∈S} ∇ℓ_i(θ)`` and
@@ -753,6 +799,12 @@ class UnlearnableLinearMixin:
             Their targets.
         eps : float, default=None
             Scale ``ε`` of the step; ``None`` uses the ``eps`` parameter.
+        sample_weight : array-like of shape (k,), default=None
+            The weights the samples were trained with. ``None``: each sample leaves with
+            the weight stored with its fingerprint at fit time (the request is refused with
+            :class:`~sklearn_ssse.AmbiguousWeightError` when the model holds copies of a
+            sample with different weights). If given, each ``(sample, weight)`` must match a
+            training sample still in the model; copies with different weights are distinct.
 
         Returns
         -------
@@ -790,7 +842,7 @@ class UnlearnableLinearMixin:
         """
         eps = self._validate_eps(eps)
         with self._lock():
-            plan = self._plan_forget(X_removed, y_removed)
+            plan = self._plan_forget(X_removed, y_removed, sample_weight)
             theta_now = self._get_theta()
             with np.errstate(over="ignore", invalid="ignore"):
                 step = eps * plan.direction
@@ -958,7 +1010,7 @@ class UnlearnableLinearMixin:
             )
         return updated
 
-    def gradient_residual(self, X_remaining, y_remaining):
+    def gradient_residual(self, X_remaining, y_remaining, sample_weight=None):
         """Norm of the training objective's gradient at the current parameters.
 
         For audits and tests: given the samples that remain in the model, return
@@ -969,6 +1021,8 @@ class UnlearnableLinearMixin:
         ----------
         X_remaining : {array-like, sparse matrix} of shape (`n_samples_`, n_features)
         y_remaining : array-like of shape (`n_samples_`,) or (`n_samples_`, n_outputs)
+        sample_weight : array-like of shape (`n_samples_`,), default=None
+            The remaining samples' weights (class weights applied); ``None``: as stored.
 
         Returns
         -------
@@ -989,9 +1043,14 @@ class UnlearnableLinearMixin:
                     "check that X_remaining are the samples still in the model; the audit "
                     "needs them (refit with fingerprints=True)."
                 )
+            digests = row_fingerprints(X, Y)
+            if sample_weight is not None:
+                weights = _check_removed_weights(sample_weight, X.shape[0])
+            else:
+                weights = stored.resolve_weights(digests)
             # Always checked, whatever check_membership says: the audit is only meaningful
             # on exactly the samples still in the model.
-            if len(stored.missing(row_fingerprints(X, Y))):
+            if len(stored.missing(digests, weights)):
                 raise ValueError(
                     "X_remaining does not match the samples still in the model (some were never "
                     "trained on or were erased): pass exactly the training samples that have "
@@ -999,6 +1058,12 @@ class UnlearnableLinearMixin:
                 )
             certificate = self.__dict__.get("_certificate")
             noise = 0.0 if certificate is None else certificate.noise
+            if not np.all(weights == 1.0):
+                Xt = augment(X, self.fit_intercept)
+                theta = self._get_theta()
+                G = self._loss.gradient(np.asarray(Xt @ theta.T), Y) * weights[:, None]
+                gradient = np.asarray(Xt.T @ G).T + theta * self._penalty_vector() + noise
+                return float(np.linalg.norm(gradient))
             gradient = perturbed_gradient(
                 self._loss,
                 X,
@@ -1124,6 +1189,21 @@ def _same_setting(a, b):
     if isinstance(a, (Real, np.number)) and isinstance(b, (Real, np.number)):
         return bool(np.float64(a) == np.float64(b))
     return type(a) is type(b) and a == b
+
+
+def _check_removed_weights(sample_weight, k):
+    """A removal request's ``sample_weight``: ``k`` finite positive numbers."""
+    if isinstance(sample_weight, (Real, np.number)) and not isinstance(sample_weight, bool):
+        sample_weight = np.full(k, float(sample_weight))
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"sample_weight must be numeric: {error}") from error
+    if weights.shape != (k,):
+        raise ValueError(f"sample_weight must have shape ({k},), got {weights.shape}.")
+    if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+        raise ValueError("sample_weight must be finite and > 0 for every removed sample.")
+    return weights + 0.0
 
 
 def _copy_curvature(curvature):

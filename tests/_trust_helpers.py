@@ -68,7 +68,11 @@ CONFIGS = {
         ),
         breast_cancer,
     ),
-    "logistic-multiclass": (lambda: UnlearnableLogisticRegression(C=0.05), digits),
+    "logistic-multiclass": (
+        lambda: UnlearnableLogisticRegression(C=0.05, multi_class="ovr"),
+        digits,
+    ),
+    "logistic-multinomial": (lambda: UnlearnableLogisticRegression(C=0.05), digits),
     "logistic-multilabel": (lambda: UnlearnableLogisticRegression(C=0.05), yeast),
     "ridge": (lambda: UnlearnableRidge(alpha=0.1), diabetes),
     "ridge-two-targets": (lambda: UnlearnableRidge(alpha=0.1), diabetes_two_targets),
@@ -161,6 +165,8 @@ def certified_logistic(**params):
     """A certified logistic model whose budget allows a few dozen removals on breast_cancer."""
     from sklearn_ssse import UnlearnableLogisticRegression
 
-    options = dict(C=0.01, certified=True, noise_sigma=10.0, certified_epsilon=1.0)
+    options = dict(
+        C=0.01, certified=True, noise_sigma=10.0, certified_epsilon=1.0, multi_class="ovr"
+    )
     options.update(params)
     return UnlearnableLogisticRegression(random_state=0, **options)

@@ -275,9 +275,10 @@ def test_objective_perturbation_noise(Estimator, data):
     and the fit
     minimizes the perturbed objective: its gradient there is within the bound."""
     X, y = data()
+    options = {"multi_class": "ovr"} if Estimator is UnlearnableLogisticRegression else {}
     with pytest.warns(UserWarning, match="reproducible_noise=True"):
         model = Estimator(
-            certified=True, noise_sigma=3.0, random_state=7, reproducible_noise=True
+            certified=True, noise_sigma=3.0, random_state=7, reproducible_noise=True, **options
         ).fit(X, y)
     n_labels = np.atleast_2d(model.coef_).shape[0]
     expected = np.random.RandomState(7).normal(0.0, 3.0, size=(n_labels, X.shape[1] + 1))
@@ -287,7 +288,7 @@ def test_objective_perturbation_noise(Estimator, data):
     # The perturbation moves the model: another seed gives other coefficients.
     with pytest.warns(UserWarning, match="reproducible_noise=True"):
         other = Estimator(
-            certified=True, noise_sigma=3.0, random_state=8, reproducible_noise=True
+            certified=True, noise_sigma=3.0, random_state=8, reproducible_noise=True, **options
         ).fit(X, y)
     assert not np.array_equal(other.coef_, model.coef_)
     # The intercept is penalized in certified mode (strong convexity, see the docs).

@@ -2,15 +2,21 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ssse import UnlearnableLogisticRegression, UnlearnableRidge
+from sklearn_ssse import (
+    UnlearnableLogisticRegression,
+    UnlearnableRidge,
+    UnlearnableRidgeClassifier,
+)
 
 
 def _public_estimators():
     return [
-        UnlearnableLogisticRegression(),
+        UnlearnableLogisticRegression(),  # multinomial on multiclass targets
+        UnlearnableLogisticRegression(multi_class="ovr"),
         UnlearnableLogisticRegression(curvature="empirical_fisher", leave_out=False, damping=1e-4),
         UnlearnableRidge(),
         UnlearnableRidge(curvature="empirical_fisher", damping=1e-3),
+        UnlearnableRidgeClassifier(),
     ]
 
 

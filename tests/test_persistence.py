@@ -27,6 +27,7 @@ NAMES = [
     "logistic-binary",
     "logistic-fisher",  # damped: eigendecomposed blocks
     "logistic-multiclass",
+    "logistic-multinomial",  # one coupled block
     "logistic-multilabel",
     "ridge",
     "ridge-two-targets",

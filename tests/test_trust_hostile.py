@@ -508,7 +508,14 @@ def test_check_estimator_passes(estimator):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = check_estimator(estimator, on_fail=None)
-    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    failed = {r["check_name"]: r["exception"] for r in results if r["status"] == "failed"}
+    if estimator.alpha == 0:
+        # The weight-equivalence checks fit 27 samples of 30 features: without a penalty the
+        # normal equations are singular, and the model refuses them clearly (it needs an
+        # invertible curvature to erase) instead of returning a minimum-norm solution.
+        for name in ("on_dense_data", "on_sparse_data"):
+            error = failed.pop(f"check_sample_weight_equivalence_{name}", None)
+            assert isinstance(error, CurvatureError) and "singular" in str(error)
     assert not failed
 
 

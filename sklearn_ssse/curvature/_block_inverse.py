@@ -454,7 +454,7 @@ class BlockFisherInverse:
         return np.stack(out) if as_array else out
 
     # ------------------------------------------------------------------ changes
-    def prepare_change(self, factors, *, sign=-1, rhs=None):
+    def prepare_change(self, factors, *, sign=-1, rhs=None, n_samples=None):
         """Validate and precompute a rank-k change without modifying the inverse.
 
         Parameters
@@ -468,6 +468,10 @@ class BlockFisherInverse:
             block as the change itself (one matrix product with ``[factors, rhs]`` instead
             of two passes); the result, equal to ``solve(rhs, change=change)``, is stored in
             ``change.solutions``.
+        n_samples : int, default=None
+            Number of samples the factor rows belong to (the change of ``n_samples_``).
+            ``None``: one sample per row. A coupled loss gives several rows per sample (the
+            columns of the factor of its curvature term, e.g. ``K`` for softmax).
 
         Returns
         -------
@@ -491,7 +495,9 @@ class BlockFisherInverse:
         if len(ks) != 1:
             raise ValueError(f"All blocks need the same number of rows, got {sorted(ks)}.")
         k = ks.pop()
-        m_new = self.n_samples_ + sign * k
+        if n_samples is not None and int(n_samples) < 0:
+            raise ValueError(f"n_samples must be a count >= 0, got {n_samples!r}.")
+        m_new = self.n_samples_ + sign * (k if n_samples is None else int(n_samples))
         if m_new < 1:
             raise ValueError(
                 f"Removing {k} samples from {self.n_samples_} would leave none; refit instead."

@@ -2,5 +2,6 @@
 
 from ._logistic import UnlearnableLogisticRegression
 from ._ridge import UnlearnableRidge
+from ._ridge_classifier import UnlearnableRidgeClassifier
 
-__all__ = ["UnlearnableLogisticRegression", "UnlearnableRidge"]
+__all__ = ["UnlearnableLogisticRegression", "UnlearnableRidge", "UnlearnableRidgeClassifier"]

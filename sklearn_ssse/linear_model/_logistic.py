@@ -1,5 +1,5 @@
-"""L2-regularized logistic regression (binary, one-vs-rest multiclass, multi-label) that can
-forget training samples."""
+"""L2-regularized logistic regression (binary, multinomial or one-vs-rest multiclass,
+multi-label) that can forget training samples."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy.special import expit
+from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -18,27 +18,49 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from .._base import UnlearnableLinearMixin, transactional
 from .._certified import fit_logistic_perturbed
-from .._loss import LogisticLoss
+from .._loss import LogisticLoss, MultinomialLoss
+from .._weights import fit_sample_weight
+from ._multinomial import coupled_gram, null_direction, removal_factors
 
 __all__ = ["UnlearnableLogisticRegression"]
 
 
-def _fit_one_label(X, y, *, C, fit_intercept, solver, tol, max_iter):
+def _fit_one_label(X, y, *, C, fit_intercept, solver, tol, max_iter, sample_weight=None):
     model = LogisticRegression(
         C=C, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
     )
-    model.fit(X, y)
+    model.fit(X, y, sample_weight=sample_weight)
     intercept = model.intercept_[0] if fit_intercept else 0.0
     return model.coef_[0], intercept, int(model.n_iter_[0])
+
+
+def _fit_multinomial(X, y, *, C, fit_intercept, solver, tol, max_iter, sample_weight=None):
+    """scikit-learn's multinomial fit (its default for a multiclass target, on 1.6 as on
+    newer releases: ``multi_class`` is left at its default)."""
+    model = LogisticRegression(
+        C=C, fit_intercept=fit_intercept, solver=solver, tol=tol, max_iter=max_iter
+    )
+    model.fit(X, y, sample_weight=sample_weight)
+    intercept = model.intercept_ if fit_intercept else np.zeros(model.coef_.shape[0])
+    n_iter = np.full(model.coef_.shape[0], int(np.max(model.n_iter_)), dtype=np.int32)
+    return model.coef_.copy(), np.array(intercept, dtype=np.float64), n_iter
 
 
 class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, BaseEstimator):
     """L2 logistic regression that can erase training samples with :meth:`forget`.
 
     Fits exactly scikit-learn's :class:`~sklearn.linear_model.LogisticRegression`
-    objective ``C·Σ_i ℓ_i + ½‖w‖²`` (intercept not penalized), one binary problem per
-    label: a binary target gives one, a multiclass target one per class (one-vs-rest), a
-    multi-label indicator matrix one per column. Each problem keeps one curvature block.
+    objective ``C·Σ_i w_i ℓ_i + ½‖w‖²`` (intercept not penalized, ``w_i`` the sample
+    weights): a binary target gives one binary problem, a multiclass target one
+    multinomial (softmax) problem over all classes, as scikit-learn's default, with one
+    coupled curvature block ``Σ_i w_i (diag(p_i) − p_ip_iᵀ) ⊗ x̃_ix̃_iᵀ + P`` over all classes'
+    parameters (``multi_class="ovr"``: one binary problem and block per class), a
+    multi-label indicator matrix one binary problem and block per column.
+
+    The softmax objective is invariant to a common shift of the intercepts; its curvature
+    block is singular along that direction, and the erasure step is taken in the
+    orthogonal complement, keeping the mean of the fitted intercepts (see
+    ``sklearn_ssse.linear_model._multinomial``).
 
     Parameters
     ----------
@@ -71,6 +93,19 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         (the exact Newton step's own error): use ``1e-8`` when the fit is cheap.
     max_iter : int, default=1000
         Maximum solver iterations per label.
+    multi_class : {"multinomial", "ovr"}, default="multinomial"
+        Multiclass targets: one softmax problem (scikit-learn's ``LogisticRegression``
+        default) or one binary problem per class (one-vs-rest, as scikit-learn's
+        ``OneVsRestClassifier(LogisticRegression())``). Binary and multi-label targets
+        are unaffected.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplying the sample weights, as in scikit-learn.
+        ``"balanced"`` weights are computed once at fit time, ``n / (n_classes ·
+        bincount(y))`` (with sample weights where the installed scikit-learn's
+        ``compute_class_weight`` takes them), and stored with each sample's fingerprint:
+        ``forget`` removes a sample with the weight it was trained with and does not
+        rebalance. With ``multi_class="ovr"`` each sample carries its class's weight in
+        every binary problem. Not available for multi-label targets.
     check_membership : bool, default=True
         Refuse to forget samples that do not match a training sample still in the model.
     curvature_dtype : {"float64", "float32"}, default="float64"
@@ -109,13 +144,14 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
     coef_ : ndarray of shape (1, n_features) or (n_labels, n_features)
     intercept_ : ndarray of shape (1,) or (n_labels,)
     curvature_ : BlockFisherInverse
-        One block per label over ``[coef, intercept]``.
+        One block per label over ``[coef, intercept]``; multinomial: one block over all
+        classes' ``[coef, intercept]``, class-major.
     n_samples_ : int
         Training samples still in the model.
     n_forgotten_ : int
         Samples erased so far.
     n_iter_ : ndarray of shape (n_labels,)
-        Solver iterations per label.
+        Solver iterations per label (multinomial: the one fit's count, repeated).
     fingerprints_ : FingerprintMultiset
         Digests of the samples still in the model (not the data).
     n_features_in_ : int
@@ -152,9 +188,22 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         "solver": [StrOptions({"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"})],
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "multi_class": [StrOptions({"multinomial", "ovr"})],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    _loss = LogisticLoss
+    _settings_fixed_at_fit = (
+        *UnlearnableLinearMixin._settings_fixed_at_fit,
+        "multi_class",
+        "class_weight",
+    )
+
+    @property
+    def _loss(self):
+        # Softmax once a multinomial fit has set coefficients (a refit or a streaming fit
+        # first drops coef_, so a stale flag never names the loss).
+        softmax = self.__dict__.get("_softmax", False) and "coef_" in self.__dict__
+        return MultinomialLoss if softmax else LogisticLoss
 
     def __init__(
         self,
@@ -168,6 +217,8 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         solver="lbfgs",
         tol=1e-6,
         max_iter=1000,
+        multi_class="multinomial",
+        class_weight=None,
         check_membership=True,
         curvature_dtype="float64",
         n_jobs=None,
@@ -187,6 +238,8 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.multi_class = multi_class
+        self.class_weight = class_weight
         self.check_membership = check_membership
         self.curvature_dtype = curvature_dtype
         self.n_jobs = n_jobs
@@ -200,7 +253,11 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
     def _penalty_strength(self):
         return 1.0 / self.C
 
-    def _encode_fit_targets(self, y):
+    def _encode_fit_targets(self, y, *, softmax=False):
+        """One column per label (binary: one). ``softmax``: the caller fits the multinomial
+        problem of a multiclass target; callers that fit one-vs-rest problems (the
+        streaming fits) leave it False and are refused for ``multi_class="multinomial"``."""
+        self._softmax = False
         check_classification_targets(y)
         target_type = type_of_target(y, input_name="y")
         if target_type == "multilabel-indicator":
@@ -225,6 +282,14 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
             self._target_type = "binary"
             return (y == self.classes_[1]).astype(np.float64)[:, None]
         self._target_type = "multiclass"
+        if self.multi_class == "multinomial":
+            if not softmax:
+                raise NotImplementedError(
+                    "This fit builds one-vs-rest problems; multinomial logistic regression "
+                    "is fitted by fit() only. Use multi_class='ovr' to fit a multiclass "
+                    "target this way."
+                )
+            self._softmax = True
         return (y[:, None] == self.classes_[None, :]).astype(np.float64)
 
     def _encode_removed_targets(self, y):
@@ -277,14 +342,17 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
 
     @_fit_context(prefer_skip_nested_validation=True)
     @transactional
-    def fit(self, X, y):
-        """Fit one L2 logistic regression per label and build the curvature blocks.
+    def fit(self, X, y, sample_weight=None):
+        """Fit the L2 logistic regression(s) and build the curvature blocks.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a binary indicator matrix for multi-label problems.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's loss. Stored (times the class weight)
+            with each sample's fingerprint; ``forget`` removes each sample with it.
 
         Returns
         -------
@@ -300,7 +368,37 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
             multi_output=True,
             y_numeric=False,
         )
-        Y = self._encode_fit_targets(y)
+        Y = self._encode_fit_targets(y, softmax=True)
+        weights = fit_sample_weight(
+            self,
+            X,
+            y,
+            sample_weight,
+            class_weight=self.class_weight,
+            classes=None if self._target_type == "multilabel" else self.classes_,
+        )
+        if self.certified and self._softmax:
+            raise ValueError(
+                "certified=True keeps one certificate per binary problem; use "
+                "multi_class='ovr' for a certified multiclass model."
+            )
+        if self.certified and weights is not None:
+            raise ValueError("certified=True does not support sample_weight or class_weight.")
+        if self._softmax:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                self.coef_, self.intercept_, self.n_iter_ = _fit_multinomial(
+                    X,
+                    y,
+                    C=self.C,
+                    fit_intercept=self.fit_intercept,
+                    solver=self.solver,
+                    tol=self.tol,
+                    max_iter=self.max_iter,
+                    sample_weight=weights,
+                )
+            _warn_not_converged(caught)
+            return self._finish_fit(X, Y, sample_weight=weights)
         if self.certified:
             noise = self._draw_objective_noise(Y.shape[1])
             theta, self.n_iter_ = fit_logistic_perturbed(
@@ -326,19 +424,61 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             results = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                fit_label(X, Y[:, column], **options) for column in range(Y.shape[1])
+                fit_label(X, Y[:, column], sample_weight=weights, **options)
+                for column in range(Y.shape[1])
             )
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            warnings.warn(
-                "A label's solver did not converge; the erasure step assumes an optimal "
-                "model. Increase max_iter or scale the features.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        _warn_not_converged(caught)
         self.coef_ = np.vstack([coef for coef, _, _ in results])
         self.intercept_ = np.array([intercept for _, intercept, _ in results], dtype=np.float64)
         self.n_iter_ = np.array([n_iter for _, _, n_iter in results], dtype=np.int32)
-        return self._finish_fit(X, Y)
+        return self._finish_fit(X, Y, sample_weight=weights)
+
+    # ------------------------------------------------------------------ softmax block
+    def _null_direction(self):
+        """The intercept-shift direction ``v`` if the softmax objective is flat along it."""
+        if not (self.fit_intercept and self._penalty_vector()[-1] == 0.0):
+            return None
+        return null_direction(len(self.classes_), self.n_features_in_ + 1)
+
+    def _coupled_gram(self, X, Y, theta, sample_weight):
+        """``Σ_i w_i C_i ⊗ x̃_ix̃_iᵀ + P (+ c·vvᵀ)`` at ``theta``, in the curvature dtype."""
+        G = coupled_gram(
+            X,
+            self._raw(X, theta),
+            Y,
+            curvature=self.curvature,
+            fit_intercept=self.fit_intercept,
+            sample_weight=sample_weight,
+        )
+        G.flat[:: G.shape[0] + 1] += np.tile(self._penalty_vector(), theta.shape[0])
+        v = self._null_direction()
+        if v is not None:
+            # The objective's flat direction is fixed by a constraint (module docstring of
+            # _multinomial): c·vvᵀ, c the mean intercept curvature, leaves the step in v^⊥
+            # unchanged and is orthogonal to every later downdate.
+            c = float(np.mean(np.diag(G)[v != 0]))
+            G += (c if c > 0 else 1.0) * np.outer(v, v)
+        return G.astype(self.curvature_dtype, copy=False)
+
+    def _project(self, x):
+        v = self._null_direction()
+        return x if v is None else x - v * (v @ x)
+
+    def _coupled_removal(self, Xt, Y, gradients, weights):
+        """Right-hand side ``Σ_{i∈S} w_i ∇ℓ_i`` (class-major, in ``v^⊥``) and the factor
+        rows of the removed samples' stored terms (at the fitted ``θ``)."""
+        rhs = self._project(np.ascontiguousarray(gradients.T).ravel())
+        factors = removal_factors(
+            Xt,
+            Xt @ self._theta_at_fit.T,
+            Y,
+            curvature=self.curvature,
+            sample_weight=None if np.all(weights == 1.0) else weights,
+        )
+        return [rhs], [factors]
+
+    def _coupled_direction(self, solution):
+        return self._project(np.asarray(solution, dtype=np.float64)).reshape(len(self.classes_), -1)
 
     def decision_function(self, X):
         """Raw scores ``Xw + b``: shape (n,) for binary, (n, n_labels) otherwise.
@@ -363,9 +503,9 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         return (scores[:, 0] if state["_target_type"] == "binary" else scores), state
 
     def predict_proba(self, X):
-        """Probabilities: (n, 2) for binary, normalized one-vs-rest (n, n_classes) for
-        multiclass, and each label's positive-class probability (n, n_labels) for
-        multi-label.
+        """Probabilities: (n, 2) for binary, the softmax (multinomial) or normalized
+        one-vs-rest (``multi_class="ovr"``) (n, n_classes) for multiclass, and each label's
+        positive-class probability (n, n_labels) for multi-label.
 
         Parameters
         ----------
@@ -376,6 +516,8 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
         ndarray
         """
         scores, state = self._scores(X)
+        if state.get("_softmax", False):
+            return softmax(scores, axis=1)
         positive = expit(scores)  # no overflow warning for large negative scores
         if state["_target_type"] == "binary":
             return np.column_stack([1 - positive, positive])
@@ -385,6 +527,9 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
+        scores, state = self._scores(X)
+        if state.get("_softmax", False):
+            return log_softmax(scores, axis=1)
         return np.log(self.predict_proba(X))
 
     def predict(self, X):
@@ -407,6 +552,17 @@ class UnlearnableLogisticRegression(UnlearnableLinearMixin, ClassifierMixin, Bas
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
+        # class_weight is defined for single-output targets only (as in scikit-learn).
+        tags.classifier_tags.multi_label = self.class_weight is None
         tags.input_tags.sparse = True
         return tags
+
+
+def _warn_not_converged(caught):
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        warnings.warn(
+            "The solver did not converge; the erasure step assumes an optimal model. "
+            "Increase max_iter or scale the features.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )

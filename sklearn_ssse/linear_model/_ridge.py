@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import UnlearnableLinearMixin, transactional
 from .._loss import SquaredLoss, augment
+from .._weights import fit_sample_weight
 from ..curvature import CurvatureError, weighted_gram
 from ..curvature._normal import solve_normal_equations
 
@@ -21,8 +22,9 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
     """Ridge regression that can erase training samples with :meth:`forget`.
 
     Minimizes scikit-learn's :class:`~sklearn.linear_model.Ridge` objective
-    ``‖y − Xw − b‖² + α‖w‖²`` (intercept not penalized) by a Cholesky solve of the normal
-    equations, whose matrix ``X̃ᵀX̃ + αI`` is also the stored curvature. Because the loss is
+    ``Σ_i s_i (y_i − x_iᵀw − b)² + α‖w‖²`` (intercept not penalized, ``s_i`` the sample
+    weights) by a Cholesky solve of the normal equations, whose matrix ``X̃ᵀSX̃ + αI`` is also
+    the stored curvature. Because the loss is
     quadratic, ``forget`` with the default ``curvature="hessian"`` and ``leave_out=True``
     equals refitting on the remaining samples, to round-off.
 
@@ -174,13 +176,16 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     @transactional
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit by a Cholesky solve of the normal equations and keep their factorization.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's squared error, stored with its
+            fingerprint; ``forget`` removes each sample with it.
 
         Returns
         -------
@@ -191,9 +196,17 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
             self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True, y_numeric=True
         )
         Y = self._encode_fit_targets(y)
-        gram = weighted_gram(X, None, fit_intercept=self.fit_intercept)
+        return self._fit_encoded(X, Y, fit_sample_weight(self, X, y, sample_weight))
+
+    def _fit_encoded(self, X, Y, weights):
+        """Solve the (weighted) normal equations for encoded targets ``Y`` and finish."""
+        if self.certified and weights is not None:
+            raise ValueError("certified=True does not support sample_weight.")
+        gram = weighted_gram(X, weights, fit_intercept=self.fit_intercept)
         gram.flat[:: gram.shape[0] + 1] += self._penalty_vector()
-        rhs = np.asarray(augment(X, self.fit_intercept).T @ Y)
+        rhs = np.asarray(
+            augment(X, self.fit_intercept).T @ (Y if weights is None else Y * weights[:, None])
+        )
         if self.certified:
             # The perturbed objective ½‖r‖² + ½θᵀPθ + bᵀθ has the normal equations
             # (X̃ᵀX̃ + P)θ = X̃ᵀy − b.
@@ -211,7 +224,7 @@ class UnlearnableRidge(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         shared = gram.astype(self.curvature_dtype) if self._shared_block else None  # a copy
         # Kept (and downdated with each request) to check each erasure's accuracy.
         self._normal_gram, self._normal_rhs = gram, rhs
-        return self._finish_fit(X, Y, gram=shared)
+        return self._finish_fit(X, Y, gram=shared, sample_weight=weights)
 
     def predict(self, X):
         """Predicted targets, shape (n,) or (n, n_targets).

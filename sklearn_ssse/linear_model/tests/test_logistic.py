@@ -45,7 +45,7 @@ def test_binary_fit_matches_sklearn(cancer, C):
 
 def test_multiclass_is_one_vs_rest_of_sklearn_binary_fits():
     X, y = load_iris(return_X_y=True)
-    model = UnlearnableLogisticRegression(C=1.0, **TIGHT).fit(X, y)
+    model = UnlearnableLogisticRegression(C=1.0, multi_class="ovr", **TIGHT).fit(X, y)
     assert model.coef_.shape == (3, 4) and model.curvature_.n_blocks_ == 3
     for c in range(3):
         ref = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(X, y == c)
