@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._certified import RemovalBudgetError, budget_constant, build_certificate, perturbed_gradient
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
+from ._pipeline import PIPELINE_MARK, warn_if_fitted_in_pipeline
 from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "ForgetStep", "UnlearnableLinearMixin"]
@@ -238,6 +239,7 @@ class UnlearnableLinearMixin:
         self.n_forgotten_ = 0
         self.erasure_log_ = []
         stale = ["_certificate", "gradient_residual_bound_", "removal_budget_remaining_"]
+        stale.append(PIPELINE_MARK)  # set again by sklearn_ssse.pipeline.Pipeline.fit
         if not getattr(self, "certified", False):
             stale.append("_objective_noise")  # a certified fit has just drawn its own
         for attribute in stale:
@@ -558,6 +560,7 @@ class UnlearnableLinearMixin:
         and the other after it).
         """
         eps = self._validate_eps(eps)
+        warn_if_fitted_in_pipeline(self)
         with self._lock():
             plan = self._plan_forget(X_removed, y_removed)
             theta_now = self._get_theta()
