@@ -187,3 +187,19 @@ def test_property_pipeline_forget_is_forget_on_transformed_samples(seed, k, eps)
     manual.forget(Xt[removed], Y[removed], eps=eps)
     assert_allclose(pipe[-1].coef_, manual.coef_, rtol=1e-12, atol=1e-13)
     assert_allclose(pipe[-1].intercept_, manual.intercept_, rtol=1e-12, atol=1e-13)
+
+
+def test_data_frame_columns_by_name(data):
+    pd = pytest.importorskip("pandas")
+    X, y = data
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    front = make_column_transformer((FunctionTransformer(np.tanh), ["a", "c"]), remainder="drop")
+    pipe = make_pipeline(front, UnlearnableLogisticRegression()).fit(frame, y)
+    manual = UnlearnableLogisticRegression().fit(np.tanh(X[:, [0, 2]]), y)
+    pipe.forget(frame.iloc[:5], y[:5])
+    manual.forget(np.tanh(X[:5, [0, 2]]), y[:5])
+    assert_allclose(pipe[-1].coef_, manual.coef_, rtol=1e-12, atol=1e-14)
+    assert pipe.was_erased(frame.iloc[:6], y[:6]).tolist() == [True] * 5 + [False]
+    with pytest.raises(ValueError, match="columns are missing"):
+        pipe.forget(frame[["b", "d"]].iloc[5:7], y[5:7])
+    assert pipe[-1].n_samples_ == len(X) - 5
