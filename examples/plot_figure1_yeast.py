@@ -1,4 +1,4 @@
-"""
+r"""
 =======================================================
 The SSSE paper's Figure 1 on the yeast multi-label data
 =======================================================
@@ -6,13 +6,14 @@ The SSSE paper's Figure 1 on the yeast multi-label data
 The SSSE paper (Peste, Alistarh & Lampert, 2021, Figure 1) erases part of the positive
 samples of a rare attribute from a multi-label linear classifier, refits the classifier
 without them (the gold standard), and plots two measures as a function of the step scale
-``ε``:
+:math:`\varepsilon`:
 
-* the **similarity ratio** ``γ_S`` (paper Eq. 5,
+* the **similarity ratio** :math:`\gamma_S` (paper Eq. 5,
   :func:`sklearn_ssse.metrics.similarity_ratio`), which compares the per-label ROC AUCs of
-  the erased, original and refit models on the removed samples ``S``: 1 means the erased
-  model ranks ``S`` like the refit, 0 like the original model;
-* the **normalized parameter distance** ``‖θ̂ − θ*₋S‖ / ‖θ* − θ*₋S‖``
+  the erased, original and refit models on the removed samples :math:`S`: 1 means the
+  erased model ranks :math:`S` like the refit, 0 like the original model;
+* the **normalized parameter distance**
+  :math:`\|\hat\theta - \theta^*_{-S}\| \,/\, \|\theta^* - \theta^*_{-S}\|`
   (:func:`sklearn_ssse.metrics.parameter_distance`): 0 is the refit, 1 is doing nothing.
 
 This example redoes the study on the bundled Mulan *yeast* data (14 labels) for the labels
