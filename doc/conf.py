@@ -4,14 +4,20 @@ Build (from the repository root)::
 
     python -m sphinx -W --keep-going -b html doc doc/_build/html
 
-Nothing is fetched from the network: intersphinx is not used, and MathJax is only loaded
-by the reader's browser.
+Nothing is fetched from the network, at build time or by the reader's browser:
+intersphinx is not used, and MathJax 3 is served from the site itself, copied at build
+time from the ``django-static-mathjax`` wheel of the ``docs`` extra (a plain copy of the
+MathJax 3.2 distribution with no dependencies; TeX input, SVG output, so no web fonts).
+Pre-rendered maths (``sphinx.ext.imgmath``) would need LaTeX and dvipng from the system
+packages on every machine that builds the docs, about a gigabyte; a pip package keeps the
+build to ``pip install -e ".[docs]"``.
 """
 
 import importlib
 import importlib.util
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -94,12 +100,30 @@ sphinx_gallery_conf = {
 # -- HTML --------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"sklearn_ssse {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+# Method entries in the right-hand contents as "forget()", not the full dotted name.
+toc_object_entries_show_parents = "hide"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
+    # Every top-level page in the navbar (the default hides all but five under "More"),
+    # with the short titles of the toctree in index.rst so that they fit in one row at
+    # 1280 px.
+    "header_links_before_dropdown": 9,
+    "navbar_align": "left",
 }
+
+# -- MathJax, served from the site (see the module docstring) ----------------------------
+MATHJAX_FILES = ["tex-svg.js", "input", "output", "ui", "a11y", "adaptors", "sre"]
+_mathjax_spec = importlib.util.find_spec("mathjax")
+MATHJAX_SOURCE = (
+    Path(_mathjax_spec.origin).parent / "static" / "mathjax" / "es5"
+    if _mathjax_spec is not None and _mathjax_spec.origin
+    else None
+)
+mathjax_path = "mathjax/tex-svg.js"  # relative to _static
 html_show_sourcelink = False
 
 # Check that every public name is documented: a name in a public module's __all__ that
@@ -111,6 +135,7 @@ PUBLIC_MODULES = [
     "sklearn_ssse.curvature",
     "sklearn_ssse.linear_model",
     "sklearn_ssse.model_selection",
+    "sklearn_ssse.pipeline",
     "sklearn_ssse.torch",
 ]
 UNDOCUMENTED_OK = {"__version__"}
@@ -145,6 +170,78 @@ def _skip_metadata_request_methods(app, what, name, obj, skip, options):
     return None
 
 
+def _check_mathjax(app):
+    from sphinx.util import logging
+
+    if MATHJAX_SOURCE is None or not (MATHJAX_SOURCE / "tex-svg.js").is_file():
+        logging.getLogger(__name__).warning(
+            "MathJax is not installed (pip install django-static-mathjax, in the docs "
+            "extra): the maths would load from nowhere"
+        )
+
+
+def _copy_mathjax(app, exception):
+    if exception is not None or app.builder.format != "html" or MATHJAX_SOURCE is None:
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for name in MATHJAX_FILES:
+        source = MATHJAX_SOURCE / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, dirs_exist_ok=True)
+        elif source.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    license_file = MATHJAX_SOURCE.parent / "LICENSE"
+    if license_file.is_file():
+        shutil.copy2(license_file, target / "LICENSE")
+
+
+def _check_templates(app):
+    # autosummary falls back to its base template, silently, when a :template: named in
+    # api.rst is not in templates_path: the class pages then lose their methods.
+    from sphinx.util import logging
+
+    api = (DOC / "api.rst").read_text(encoding="utf-8")
+    for name in sorted(set(re.findall(r":template:\s*(\S+)", api))):
+        if not any((DOC / folder / name).is_file() for folder in templates_path):
+            logging.getLogger(__name__).warning(
+                "doc/api.rst names the template %s, which is not in %s", name, templates_path
+            )
+
+
+_BARE_METHOD_ROLE = re.compile(r":(meth|attr):`(?![~.!])([A-Za-z_]\w*)`")
+
+
+def _qualify_method_references(app, what, name, obj, options, lines):
+    # In a class's docstrings, :meth:`forget` means the class's own method, but Sphinx
+    # resolves a bare name to a module-level object first (here the function
+    # sklearn_ssse.forget). Name the class's member in full (shown as its short name).
+    name = name.replace("::", ".")  # autosummary's spelling of module::qualname
+    if what == "class":
+        class_name = name
+    elif what in ("method", "attribute", "property"):
+        class_name = name.rsplit(".", 1)[0]
+    else:
+        return
+    module_name, _, qualname = class_name.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), qualname)
+    except (ImportError, AttributeError):
+        return
+
+    def qualify(match):
+        role, member = match.groups()
+        if not hasattr(cls, member):
+            return match.group(0)
+        return f":{role}:`~{class_name}.{member}`"
+
+    lines[:] = [_BARE_METHOD_ROLE.sub(qualify, line) for line in lines]
+
+
 def setup(app):
     app.connect("builder-inited", _check_api_coverage)
+    app.connect("builder-inited", _check_templates)
+    app.connect("builder-inited", _check_mathjax)
+    app.connect("build-finished", _copy_mathjax)
+    app.connect("autodoc-process-docstring", _qualify_method_references)
     app.connect("autodoc-skip-member", _skip_metadata_request_methods)

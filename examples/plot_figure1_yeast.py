@@ -1,4 +1,4 @@
-"""
+r"""
 =======================================================
 The SSSE paper's Figure 1 on the yeast multi-label data
 =======================================================
@@ -6,13 +6,14 @@ The SSSE paper's Figure 1 on the yeast multi-label data
 The SSSE paper (Peste, Alistarh & Lampert, 2021, Figure 1) erases part of the positive
 samples of a rare attribute from a multi-label linear classifier, refits the classifier
 without them (the gold standard), and plots two measures as a function of the step scale
-``ε``:
+:math:`\varepsilon`:
 
-* the **similarity ratio** ``γ_S`` (paper Eq. 5,
+* the **similarity ratio** :math:`\gamma_S` (paper Eq. 5,
   :func:`sklearn_ssse.metrics.similarity_ratio`), which compares the per-label ROC AUCs of
-  the erased, original and refit models on the removed samples ``S``: 1 means the erased
-  model ranks ``S`` like the refit, 0 like the original model;
-* the **normalized parameter distance** ``‖θ̂ − θ*₋S‖ / ‖θ* − θ*₋S‖``
+  the erased, original and refit models on the removed samples :math:`S`: 1 means the
+  erased model ranks :math:`S` like the refit, 0 like the original model;
+* the **normalized parameter distance**
+  :math:`\|\hat\theta - \theta^*_{-S}\| \,/\, \|\theta^* - \theta^*_{-S}\|`
   (:func:`sklearn_ssse.metrics.parameter_distance`): 0 is the refit, 1 is doing nothing.
 
 This example redoes the study on the bundled Mulan *yeast* data (14 labels) for the labels
@@ -43,6 +44,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 from sklearn_ssse import UnlearnableLogisticRegression, similarity_ratio_path
 from sklearn_ssse.datasets import load_yeast
@@ -143,27 +145,39 @@ for name in MODES:
 # %%
 # Figure 1: γ and parameter distance against ε, averaged over labels
 # ------------------------------------------------------------------
-fig, (ax_gamma, ax_distance) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+# Color: removal rate; line style: mode; dotted grey: the reference lines.
+# A figure of page width (8.5 in) keeps the text readable when the page scales it down.
+fig, (ax_gamma, ax_distance) = plt.subplots(1, 2, figsize=(8.5, 5.6), layout="constrained")
 colors = dict(zip(RATES, ["tab:blue", "tab:orange", "tab:green"], strict=True))
 styles = dict(zip(MODES, ["-", "--"], strict=True))
 for name in MODES:
     for rate in RATES:
         kwargs = dict(color=colors[rate], linestyle=styles[name], marker=".")
-        label_text = f"{rate:.0%}, {name}"
-        ax_gamma.plot(EPS_GRID, np.mean(gamma[name, rate], axis=0), label=label_text, **kwargs)
+        ax_gamma.plot(EPS_GRID, np.mean(gamma[name, rate], axis=0), **kwargs)
         ax_distance.plot(EPS_GRID, np.mean(distance[name, rate], axis=0), **kwargs)
-ax_gamma.axhline(0.5, color="grey", linewidth=0.8)
+reference = dict(color="grey", linewidth=1.0, linestyle=":")
+ax_gamma.axhline(0.5, **reference)
 ax_gamma.set(
-    xscale="log", xlabel="ε", ylabel="γ_S (higher is better)", title="(a) similarity ratio"
+    xscale="log",
+    xlabel=r"step scale $\varepsilon$",
+    ylabel=r"$\gamma_S$ (higher is better)",
+    title=r"(a) similarity ratio $\gamma_S$",
 )
-ax_distance.axhline(1.0, color="grey", linewidth=0.8)
+ax_distance.axhline(1.0, **reference)
 ax_distance.set(
     xscale="log",
     yscale="log",
-    xlabel="ε",
-    ylabel="‖θ̂_ε − θ*₋S‖ / ‖θ* − θ*₋S‖ (lower is better)",
-    title="(b) normalized parameter distance",
+    xlabel=r"step scale $\varepsilon$",
+    ylabel=r"$\|\hat\theta_\varepsilon - \theta^*_{-S}\| \,/\, \|\theta^* - \theta^*_{-S}\|$"
+    " (lower is better)",
+    title=r"(b) distance to the refit $\theta^*_{-S}$",
 )
-ax_gamma.legend(fontsize=7, title="removed, mode", title_fontsize=8)
-fig.suptitle(f"yeast, labels {labels.tolist()}, mean over labels")
+handles = [Line2D([], [], color=colors[r], marker=".", label=f"{r:.0%} removed") for r in RATES]
+handles += [Line2D([], [], color="black", linestyle=styles[n], label=n) for n in MODES]
+handles += [
+    Line2D([], [], **reference, label=r"$\gamma_S = 0.5$: half-way between original and refit"),
+    Line2D([], [], **reference, label="distance 1: nothing erased (the original model)"),
+]
+fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=10, frameon=False)
+fig.suptitle(f"Figure 1 on yeast: labels {labels.tolist()}, means over labels")
 plt.show()

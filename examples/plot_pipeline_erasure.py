@@ -3,12 +3,14 @@
 Erasing samples from a scikit-learn Pipeline
 =================================================
 
-:func:`sklearn_ssse.forget` erases samples from a fitted
-:class:`~sklearn.pipeline.Pipeline` whose last step is an unlearnable estimator: the
-removed samples go through the earlier steps with ``transform`` and the last step forgets
-them. That is only an erasure if the earlier steps learned nothing from the training data.
-A :class:`~sklearn.preprocessing.StandardScaler` fitted inside the pipeline keeps the
-removed samples in its mean and variance, so ``forget`` refuses such a pipeline.
+:class:`sklearn_ssse.pipeline.Pipeline` is scikit-learn's
+:class:`~sklearn.pipeline.Pipeline` with a :meth:`~sklearn_ssse.pipeline.Pipeline.forget`
+method (:func:`sklearn_ssse.forget` does the same for any scikit-learn pipeline): the
+removed samples go through the earlier steps with ``transform`` and the last step, an
+unlearnable estimator, forgets them. That is only an erasure if the earlier steps learned
+nothing from the training data. A :class:`~sklearn.preprocessing.StandardScaler` fitted
+inside the pipeline keeps the removed samples in its mean and variance, so ``forget``
+refuses such a pipeline.
 
 The fix shown here: fit the scaler on *public* data that nobody asks to erase (here the
 first half of yeast's test split) and freeze it with
@@ -27,16 +29,16 @@ import copy
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_ssse import UnlearnableLogisticRegression, forget
+from sklearn_ssse import UnlearnableLogisticRegression
 from sklearn_ssse.datasets import load_yeast
 from sklearn_ssse.metrics import (
     membership_inference_report,
     parameter_distance,
     similarity_ratio,
 )
+from sklearn_ssse.pipeline import make_pipeline
 
 X, Y = load_yeast(return_X_y=True)
 X_test, Y_test = load_yeast(subset="test", return_X_y=True)
@@ -60,7 +62,7 @@ C = 10.0  # weak regularization: the model fits its training samples more closel
 leaky = make_pipeline(StandardScaler(), UnlearnableLogisticRegression(C=C, tol=1e-8))
 leaky.fit(X, Y)
 try:
-    forget(leaky, X_S, Y_S)
+    leaky.forget(X_S, Y_S)
 except ValueError as error:
     print(f"ValueError: {error}")
 # Nothing was changed by the refused request.
@@ -73,7 +75,7 @@ print("samples still in the model:", leaky[-1].n_samples_)
 # step, and ``forget`` accepts the pipeline.
 scaler = FrozenEstimator(StandardScaler().fit(X_public))
 original = make_pipeline(scaler, UnlearnableLogisticRegression(C=C, tol=1e-8)).fit(X, Y)
-erased = forget(copy.deepcopy(original), X_S, Y_S)
+erased = copy.deepcopy(original).forget(X_S, Y_S)
 print("samples in the erased model:", erased[-1].n_samples_)
 
 # The gold standard: refit the last step without the removed samples (same frozen scaler).

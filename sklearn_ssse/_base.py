@@ -41,6 +41,7 @@ from ._certified import (
 )
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
+from ._pipeline import PIPELINE_MARK, warn_if_fitted_in_pipeline
 from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
 from .curvature._normal import residual_scale, solve_normal_equations
 
@@ -305,6 +306,7 @@ class UnlearnableLinearMixin:
         self.n_forgotten_ = 0
         self.erasure_log_ = []
         stale = ["_certificate", "gradient_residual_bound_", "removal_budget_remaining_"]
+        stale.append(PIPELINE_MARK)  # set again by sklearn_ssse.pipeline.Pipeline.fit
         if not getattr(self, "certified", False):
             stale.append("_objective_noise")  # a certified fit has just drawn its own
         for attribute in stale:
@@ -841,6 +843,7 @@ class UnlearnableLinearMixin:
         and the other after it).
         """
         eps = self._validate_eps(eps)
+        warn_if_fitted_in_pipeline(self)
         with self._lock():
             plan = self._plan_forget(X_removed, y_removed, sample_weight)
             theta_now = self._get_theta()

@@ -56,6 +56,18 @@ def _scores_on(model, X, Y, label):
     }
 
 
+def check_label(Y, label):
+    """Raise ``ValueError`` unless ``label`` indexes a label of ``Y`` with positive samples."""
+    n_labels = np.shape(Y)[1]
+    if not (isinstance(label, (int, np.integer)) and 0 <= label < n_labels):
+        raise ValueError(
+            f"label={label} is out of range: the data has {n_labels} labels, numbered 0 to "
+            f"{n_labels - 1}."
+        )
+    if not np.any(np.asarray(Y)[:, label] == 1):
+        raise ValueError(f"label={label} has no positive sample to erase.")
+
+
 def erase_rare_label(X, Y, *, C=1.0, label=None, fraction=0.2, random_state=0, tol=1e-8):
     """Fit, erase ``fraction`` of a rare label's positive samples, refit, and measure.
 
@@ -81,10 +93,15 @@ def erase_rare_label(X, Y, *, C=1.0, label=None, fraction=0.2, random_state=0, t
         ``rows`` (one dict per model: original, refit, and each erasure mode) and the setup.
     """
     rng = np.random.default_rng(random_state)
-    counts = Y.sum(axis=0)
+    counts = np.asarray(Y).sum(axis=0)
     if label is None:
         eligible = np.flatnonzero(counts >= 50)
+        if len(eligible) == 0:  # a small data set: the most frequent label instead
+            eligible = np.array([int(np.argmax(counts))])
         label = int(eligible[np.argmin(counts[eligible])])
+    check_label(Y, label)
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction={fraction} must be strictly between 0 and 1.")
     positives = np.flatnonzero(Y[:, label] == 1)
     removed = np.sort(rng.choice(positives, max(1, int(fraction * len(positives))), replace=False))
     keep = np.setdiff1d(np.arange(X.shape[0]), removed)
@@ -141,21 +158,45 @@ def erase_rare_label(X, Y, *, C=1.0, label=None, fraction=0.2, random_state=0, t
     }
 
 
+def _cell(value, spec):
+    """``value`` formatted with ``spec``, or ``-`` when it is missing (None or NaN)."""
+    if value is None or not np.isfinite(value):
+        return "-"
+    return format(value, spec)
+
+
 def format_table(result):
-    """Markdown table of :func:`erase_rare_label`'s result."""
-    header = (
-        "| model | ‖θ−θ₋S‖/‖θ*−θ₋S‖ | accuracy on S | mean AUC on S | P(erased label) on S "
-        "| forget s | refit s / forget s |\n|---|---|---|---|---|---|---|"
-    )
-    lines = [header]
+    """Markdown table of :func:`erase_rare_label`'s result, with a legend under it."""
+    lines = [
+        "| model | ‖θ−θ₋S‖ / ‖θ*−θ₋S‖ | accuracy on S | mean AUC on S | P(erased label) on S "
+        "| forget s | refit s / forget s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in result["rows"]:
         forget = row["forget_seconds"]
-        speedup = result["refit_seconds"] / forget if np.isfinite(forget) else float("nan")
+        has_time = forget is not None and np.isfinite(forget)
+        speedup = result["refit_seconds"] / forget if has_time else None
         lines.append(
-            f"| {row['model']} | {row['distance_to_refit']:.4f} | {row['hamming_accuracy']:.4f} "
-            f"| {row['mean_auc']:.4f} | {row['erased_label_mean_proba']:.4f} "
-            f"| {forget:.5f} | {speedup:.0f} |"
+            f"| {row['model']} | {_cell(row['distance_to_refit'], '.4f')} "
+            f"| {_cell(row['hamming_accuracy'], '.4f')} | {_cell(row['mean_auc'], '.4f')} "
+            f"| {_cell(row['erased_label_mean_proba'], '.4f')} | {_cell(forget, '.5f')} "
+            f"| {_cell(speedup, '.0f')} |"
         )
+    lines += [
+        "",
+        "S: the erased samples; θ*: the model trained on all data D; θ₋S: the model refit on "
+        "D∖S (the gold",
+        "standard); θ: each model's parameters. ‖θ−θ₋S‖ / ‖θ*−θ₋S‖ is 0 for the refit and 1 "
+        "for doing nothing",
+        "(lower is better). On S: accuracy is per-label (Hamming) accuracy, mean AUC the ROC AUC "
+        "averaged over",
+        "the labels with both classes in S, P(erased label) the mean predicted probability of "
+        "the erased label;",
+        "for these, the closer to the refit row the better (the original model was trained on S "
+        "and scores higher).",
+        "refit s / forget s: how many times faster the erasure is than the refit (higher is "
+        "better). -: does not apply.",
+    ]
     return "\n".join(lines)
 
 
@@ -339,28 +380,71 @@ def figure1_study(
 
 
 def format_figure1_table(study):
-    """Markdown table of :func:`figure1_study`: one row per mode and removal rate."""
-    lines = [
-        "| mode | removed | labels (degenerate) | γ at ε=1 | best γ | best ε "
-        "| distance at ε=1 | min distance (ε) | refit s / forget s |",
-        "|---|---|---|---|---|---|---|---|---|",
+    """Markdown table of :func:`figure1_study` (one row per mode and removal rate), with a
+    legend under it.
+
+    The columns of the best ``ε`` (largest ``γ``, smallest distance) are shown only when
+    some row's best ``ε`` is not 1: otherwise they repeat the ``ε = 1`` columns.
+    """
+    curves = [
+        (mode, rate, c) for mode, by_rate in study["curves"].items() for rate, c in by_rate.items()
     ]
-    for mode, by_rate in study["curves"].items():
-        for rate, c in by_rate.items():
-            speedup = c["mean_refit_seconds"] / c["mean_forget_seconds"]
-            lines.append(
-                f"| {mode} | {float(rate):.0%} | {c['n_labels']} ({c['n_degenerate']}) "
-                f"| {c['gamma_at_eps_1']:.3f} | {c['best_gamma']:.3f} | {c['best_eps']:.3g} "
-                f"| {c['distance_at_eps_1']:.3f} | {c['min_distance']:.3f} "
-                f"({c['eps_min_distance']:.3g}) | {speedup:.0f} |"
-            )
+    show_best_gamma = any(c["best_eps"] != 1.0 for _, _, c in curves)
+    show_min_distance = any(c["eps_min_distance"] != 1.0 for _, _, c in curves)
+    header = ["mode", "removed", "labels (degenerate)", "γ at ε=1"]
+    header += ["best γ (ε)"] if show_best_gamma else []
+    header += ["distance at ε=1"]
+    header += ["min distance (ε)"] if show_min_distance else []
+    header += ["refit s / forget s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for mode, rate, c in curves:
+        speedup = c["mean_refit_seconds"] / c["mean_forget_seconds"]
+        cells = [mode, f"{float(rate):.0%}", f"{c['n_labels']} ({c['n_degenerate']})"]
+        cells.append(_cell(c["gamma_at_eps_1"], ".3f"))
+        if show_best_gamma:
+            cells.append(f"{_cell(c['best_gamma'], '.3f')} ({c['best_eps']:.3g})")
+        cells.append(_cell(c["distance_at_eps_1"], ".3f"))
+        if show_min_distance:
+            cells.append(f"{_cell(c['min_distance'], '.3f')} ({c['eps_min_distance']:.3g})")
+        cells.append(_cell(speedup, ".0f"))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "removed: share of the label's positive samples erased, one request per label and "
+        "rate, means over labels.",
+        "ε: scale of the erasure step (ε=1 is the plain Newton / SSSE step; the figure shows "
+        "the whole ε curve).",
+        "γ: the similarity ratio of the paper (Eq. 5) on S, from the per-label ROC AUCs of the "
+        "erased, original",
+        "and refit models: 1 = ranks S like the refit, 0 = like the original, 0.5 = half-way "
+        "(higher is better).",
+        "distance: ‖θ−θ₋S‖ / ‖θ*−θ₋S‖, 0 = the refit, 1 = nothing erased (lower is better).",
+        "degenerate: requests whose S has no label with both classes, where γ is 0/0; they are "
+        "left out of the γ means.",
+    ]
+    if not show_best_gamma:
+        lines.append('Every row\'s γ is largest at ε=1 (so no "best ε" column).')
     lines.append("")
     for mode, s in study["summary"].items():
-        lines.append(
-            f"- {mode}: mean γ over removal rates {s['mean_gamma_at_eps_1']:.3f} at ε=1, "
-            f"{s['mean_gamma_at_best_eps']:.3f} at each rate's best ε"
-        )
+        at_one, at_best = s["mean_gamma_at_eps_1"], s["mean_gamma_at_best_eps"]
+        text = f"- {mode}: mean γ over removal rates {_cell(at_one, '.3f')} at ε=1"
+        if show_best_gamma and at_best != at_one:
+            text += f", {_cell(at_best, '.3f')} at each rate's best ε"
+        lines.append(text)
     return "\n".join(lines)
+
+
+# Line style per mode and color per removal rate, as in the gallery's Figure-1 example
+# (examples/plot_figure1_yeast.py): the paper's SSSE solid, the package default dashed.
+RATE_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+
+
+def _mode_style(mode):
+    return "-" if mode.startswith("SSSE") else "--"
+
+
+def _short_mode(mode):
+    return "SSSE paper (empirical Fisher)" if mode.startswith("SSSE") else "default (Newton)"
 
 
 def plot_figure1(study, path):
@@ -369,36 +453,68 @@ def plot_figure1(study, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     eps = np.asarray(study["eps"])
     positive = eps > 0
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    styles = {mode: style for mode, style in zip(study["curves"], ["-", "--"])}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.0), layout="constrained")
+    rates = list(next(iter(study["curves"].values())))
+    colors = dict(zip(rates, RATE_COLORS * (1 + len(rates) // len(RATE_COLORS))))
     for mode, by_rate in study["curves"].items():
-        for (rate, c), color in zip(by_rate.items(), ["C0", "C1", "C2", "C3"]):
-            label = f"{mode.split(' (')[0]}, {float(rate):.0%}"
-            gamma, distance = np.asarray(c["gamma"]), np.asarray(c["distance"])
-            left.plot(eps[positive], gamma[positive], styles[mode], color=color, label=label)
-            right.plot(eps[positive], distance[positive], styles[mode], color=color, label=label)
-    left.axhline(0.5, color="grey", lw=0.8)
+        for rate, c in by_rate.items():
+            style = dict(color=colors[rate], linestyle=_mode_style(mode), marker=".", ms=3)
+            gamma = np.array([np.nan if g is None else g for g in c["gamma"]], dtype=float)
+            left.plot(eps[positive], gamma[positive], **style)
+            right.plot(eps[positive], np.asarray(c["distance"])[positive], **style)
+    reference = dict(color="grey", linewidth=1.0, linestyle=":")
+    left.axhline(0.5, **reference)
+    right.axhline(1.0, **reference)
     left.set(
         xscale="log",
-        xlabel="ε",
-        ylabel="similarity ratio γ_S",
-        title="(a) similarity ratio on the removed samples",
+        xlabel=r"step scale $\varepsilon$",
+        ylabel=r"similarity ratio $\gamma_S$ (higher is better)",
+        title=r"(a) similarity ratio $\gamma_S$ on the erased samples",
     )
-    right.axhline(1.0, color="grey", lw=0.8)
     right.set(
         xscale="log",
         yscale="log",
-        xlabel="ε",
-        ylabel="‖θ̂_ε − θ₋S‖ / ‖θ* − θ₋S‖",
-        title="(b) normalized parameter distance",
+        xlabel=r"step scale $\varepsilon$",
+        ylabel=r"$\|\hat\theta_\varepsilon - \theta_{-S}\| \,/\, \|\theta^* - \theta_{-S}\|$"
+        " (lower is better)",
+        title=r"(b) distance to the refit $\theta_{-S}$",
     )
-    left.legend(fontsize=7)
-    fig.savefig(path, dpi=120)
+    handles = [
+        Line2D([], [], color=colors[rate], marker=".", label=f"{float(rate):.0%} removed")
+        for rate in rates
+    ]
+    handles += [
+        Line2D([], [], color="black", linestyle=_mode_style(mode), label=_short_mode(mode))
+        for mode in study["curves"]
+    ]
+    handles += [
+        Line2D([], [], **reference, label=r"$\gamma_S = 0.5$: half-way between original and refit"),
+        Line2D([], [], **reference, label="distance 1: nothing erased (the original)"),
+    ]
+    # One legend under both panels: readable at page width, covering no curve.
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9, frameon=False)
+    fig.suptitle(
+        f"Figure 1 of the SSSE paper on {study.get('data', 'the data')}: labels "
+        f"{study['labels']}, C={study['C']:g}, means over labels"
+    )
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _json_safe(value):
+    """``value`` with every NaN or infinity replaced by None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def run_demo(
@@ -471,7 +587,7 @@ def _run_demo(
     study["data"] = "bundled yeast (train)" if data is None else str(data)
     study["total_seconds"] = time.perf_counter() - start
     json_path = output / "figure1.json"
-    json_path.write_text(json.dumps(study, indent=1))
+    json_path.write_text(json.dumps(_json_safe(study), indent=1, allow_nan=False))
     out(f"\nWrote {json_path}")
     try:
         out(f"Wrote {plot_figure1(study, output / 'figure1.png')}")

@@ -1,16 +1,80 @@
-"""``forget`` for unlearnable estimators and for pipelines that end in one."""
+"""``forget`` for unlearnable estimators and for pipelines that end in one.
+
+The rules (which earlier steps may stand before the unlearnable last step) live here once:
+:func:`forget` and the methods of :class:`sklearn_ssse.pipeline.Pipeline` both go through
+:func:`erasable_steps` and :func:`pipeline_forget`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import warnings
+
+from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import get_tags
 
 __all__ = ["forget"]
 
+# Set while a pipeline erases through its last step: that call has been checked, the
+# direct call the warning below is about has not.
+_THROUGH_PIPELINE = contextvars.ContextVar("sklearn_ssse_through_pipeline", default=False)
+
+# Attribute that sklearn_ssse.pipeline.Pipeline.fit sets on its final estimator; a new fit
+# of the estimator drops it (``_reset_erasure_state``).
+PIPELINE_MARK = "_fitted_in_pipeline"
+
+
+class PipelineBypassWarning(UserWarning):
+    """``forget`` was called on the last step of a pipeline instead of on the pipeline.
+
+    The estimator was fitted by :class:`sklearn_ssse.pipeline.Pipeline` on features
+    transformed by the earlier steps. Calling its own ``forget`` skips the pipeline's
+    check of those steps (a fitted ``StandardScaler`` still carries the removed samples)
+    and needs the *transformed* samples. Call ``pipeline.forget(X_raw, y)`` instead.
+    """
+
+
+def warn_if_fitted_in_pipeline(estimator):
+    """Warn when ``estimator.forget`` is called directly on a pipeline's final step."""
+    mark = estimator.__dict__.get(PIPELINE_MARK)
+    if mark is None or _THROUGH_PIPELINE.get():
+        return
+    warnings.warn(
+        f"This {type(estimator).__name__} was fitted as the last step of a Pipeline, on "
+        f"features transformed by its earlier steps ({mark}). Its own forget bypasses the "
+        "pipeline's check of those steps and expects transformed samples: call the "
+        "pipeline's forget (or sklearn_ssse.forget(pipeline, X, y)) with the raw samples.",
+        PipelineBypassWarning,
+        stacklevel=3,
+    )
+
+
+@contextlib.contextmanager
+def _through_pipeline():
+    token = _THROUGH_PIPELINE.set(True)
+    try:
+        yield
+    finally:
+        _THROUGH_PIPELINE.reset(token)
+
 
 def _is_passthrough(step):
     return step is None or (isinstance(step, str) and step == "passthrough")
+
+
+def _is_drop(step):
+    return isinstance(step, str) and step == "drop"
+
+
+def _first_reason(named_steps):
+    for name, inner in named_steps:
+        reason = _learned_state_reason(inner)
+        if reason is not None:
+            return f"its step {name!r}: {reason}"
+    return None
 
 
 def _learned_state_reason(step):
@@ -22,15 +86,21 @@ def _learned_state_reason(step):
     ``requires_fit=False`` (stateless transforms such as ``FunctionTransformer`` or
     ``Normalizer``, and :class:`sklearn_ssse.torch.TorchFeatureExtractor`), and nested
     pipelines made only of such steps.
+    A ``ColumnTransformer`` or ``FeatureUnion`` is safe when all its (fitted)
+    transformers are: the columns it routes are fixed, its parts learn nothing.
     """
-    if _is_passthrough(step) or isinstance(step, FrozenEstimator):
+    if _is_passthrough(step) or _is_drop(step) or isinstance(step, FrozenEstimator):
         return None
     if isinstance(step, Pipeline):
-        for name, inner in step.steps:
-            reason = _learned_state_reason(inner)
-            if reason is not None:
-                return f"its step {name!r}: {reason}"
-        return None
+        return _first_reason((name, inner) for name, inner in step.steps)
+    if isinstance(step, ColumnTransformer):
+        fitted = getattr(step, "transformers_", None)
+        parts = fitted if fitted is not None else step.transformers
+        if fitted is None and step.remainder not in ("drop", "passthrough"):
+            parts = [*parts, ("remainder", step.remainder, None)]
+        return _first_reason((name, inner) for name, inner, _ in parts)
+    if isinstance(step, FeatureUnion):
+        return _first_reason((name, inner) for name, inner in step.transformer_list)
     if not get_tags(step).requires_fit:
         return None
     return (
@@ -64,6 +134,41 @@ def check_erasable_pipeline(pipeline):
     return [step for _, step in steps[:-1]], final
 
 
+def pipeline_call(pipeline, method, X, y, **kwargs):
+    """Check ``pipeline`` (:func:`check_erasable_pipeline`), send ``X`` through its earlier
+    steps with ``transform`` and call ``method`` of its last step on the result.
+
+    ``forget`` returns the pipeline (changed in place), other methods their own result.
+    """
+    # Validate every step before transforming, so that nothing changes on refusal.
+    steps, final = check_erasable_pipeline(pipeline)
+    Xt = X
+    for step in steps:
+        if not (_is_passthrough(step) or _is_drop(step)):
+            Xt = step.transform(Xt)
+    with _through_pipeline():
+        result = getattr(final, method)(Xt, y, **kwargs)
+    return pipeline if method == "forget" else result
+
+
+def describe_earlier_steps(pipeline):
+    """What the warning of :func:`warn_if_fitted_in_pipeline` says about the earlier steps,
+    or ``None`` when they are all ``passthrough`` (the last step saw the raw samples)."""
+    names, learned = [], []
+    for name, step in pipeline.steps[:-1]:
+        if _is_passthrough(step) or _is_drop(step):
+            continue
+        names.append(repr(name))
+        if _learned_state_reason(step) is not None:
+            learned.append(repr(name))
+    if not names:
+        return None
+    text = "steps " + ", ".join(names)
+    if learned:
+        text += "; learned from the training data, so not erasable: " + ", ".join(learned)
+    return text
+
+
 def forget(estimator, X_removed, y_removed, eps=None):
     """Erase training samples from an unlearnable estimator or a pipeline ending in one.
 
@@ -74,7 +179,15 @@ def forget(estimator, X_removed, y_removed, eps=None):
     and variance (and the final model was fitted on features scaled with them). Such
     pipelines are refused. Freeze pre-fitted steps with
     :class:`sklearn.frozen.FrozenEstimator` (fitted on other data, or accepted as not
-    erased), or use steps without learned state.
+    erased), or use steps without learned state. A ``ColumnTransformer`` or
+    ``FeatureUnion`` is accepted when all its transformers are frozen or stateless.
+
+    :class:`sklearn_ssse.pipeline.Pipeline` offers the same as a method,
+    ``pipe.forget(X_removed, y_removed)``, with the same rules (one implementation).
+    Calling ``forget`` of the last step directly skips this check and needs samples
+    already transformed; when that step was fitted by
+    :class:`sklearn_ssse.pipeline.Pipeline` it warns
+    (:class:`~sklearn_ssse.pipeline.PipelineBypassWarning`).
 
     Parameters
     ----------
@@ -115,14 +228,7 @@ def forget(estimator, X_removed, y_removed, eps=None):
     55
     """
     if isinstance(estimator, Pipeline):
-        steps, final = check_erasable_pipeline(estimator)
-        # Validate every step before transforming, so that nothing changes on refusal.
-        Xt = X_removed
-        for step in steps:
-            if not _is_passthrough(step):
-                Xt = step.transform(Xt)
-        final.forget(Xt, y_removed, eps=eps)
-        return estimator
+        return pipeline_call(estimator, "forget", X_removed, y_removed, eps=eps)
     if not callable(getattr(estimator, "forget", None)):
         raise TypeError(
             f"{type(estimator).__name__} cannot forget: pass an unlearnable estimator (one "

@@ -1,5 +1,8 @@
-"""scikit-learn's estimator checks over every public estimator, with no expected failures."""
+"""scikit-learn's estimator checks over every public estimator, with no expected failures
+(except, for :class:`sklearn_ssse.pipeline.Pipeline`, the two that scikit-learn's own
+``Pipeline`` fails: it fits the estimators in its ``steps`` parameter in place)."""
 
+from sklearn.preprocessing import FunctionTransformer, Normalizer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ssse import (
@@ -7,6 +10,7 @@ from sklearn_ssse import (
     UnlearnableRidge,
     UnlearnableRidgeClassifier,
 )
+from sklearn_ssse.pipeline import Pipeline, make_pipeline
 
 
 def _public_estimators():
@@ -20,6 +24,23 @@ def _public_estimators():
     ]
 
 
-@parametrize_with_checks(_public_estimators())
+PIPELINE_IN_PLACE = {
+    check: "scikit-learn's Pipeline fits the estimators of its steps parameter in place"
+    for check in ("check_estimators_overwrite_params", "check_dont_overwrite_parameters")
+}
+
+
+def _expected_failed_checks(estimator):
+    return PIPELINE_IN_PLACE if isinstance(estimator, Pipeline) else {}
+
+
+@parametrize_with_checks(
+    [
+        *_public_estimators(),
+        make_pipeline(FunctionTransformer(), UnlearnableLogisticRegression()),
+        make_pipeline(Normalizer(), UnlearnableRidge()),
+    ],
+    expected_failed_checks=_expected_failed_checks,
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
