@@ -6,6 +6,7 @@ block curvature that needs no access to the training set.
 """
 
 from ._base import SKOPS_TRUSTED_TYPES, ForgetStep
+from ._bounds import RefitRequired
 from ._certified import RemovalBudgetError
 from ._pipeline import forget
 from .curvature import BlockFisherInverse, CurvatureError
@@ -18,6 +19,7 @@ __all__ = [
     "BlockFisherInverse",
     "CurvatureError",
     "ForgetStep",
+    "RefitRequired",
     "RemovalBudgetError",
     "SKOPS_TRUSTED_TYPES",
     "SampleEraser",

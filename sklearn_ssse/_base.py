@@ -32,6 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _bounds
 from ._certified import RemovalBudgetError, budget_constant, build_certificate, perturbed_gradient
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
@@ -114,6 +115,7 @@ class _Plan:
         self.Xt, self.Y, self.gradients = extra["Xt"], extra["Y"], extra["gradients"]
         self.erased_digests, self.n_unmatched = extra["erased_digests"], extra["n_unmatched"]
         self.label_counts = extra.get("label_counts")  # per-label positives and total after
+        self.residual = extra.get("residual")  # the fit's residual the step corrects, (L, d̃)
 
 
 class UnlearnableLinearMixin:
@@ -238,6 +240,7 @@ class UnlearnableLinearMixin:
         self.n_forgotten_ = 0
         self.erasure_log_ = []
         stale = ["_certificate", "gradient_residual_bound_", "removal_budget_remaining_"]
+        stale.extend(_bounds._STATE + _bounds._OPTIONAL)  # the fit measures its own (``_bounds``)
         if not getattr(self, "certified", False):
             stale.append("_objective_noise")  # a certified fit has just drawn its own
         for attribute in stale:
@@ -255,6 +258,7 @@ class UnlearnableLinearMixin:
     def _finish_fit(self, X, Y, gram=None):
         self._build_curvature(X, Y, gram=gram)
         self._reset_erasure_state(row_fingerprints(X, Y), self._count_labels(Y))
+        _bounds.fit_state_from_data(self, X, Y)
         if getattr(self, "certified", False):
             budget = (
                 self.noise_sigma * self.certified_epsilon / budget_constant(self.certified_delta)
@@ -421,10 +425,14 @@ class UnlearnableLinearMixin:
             self._loss, Xt_dense @ self._theta_at_fit.T, Y, self.curvature
         )
         gradients = Xt_dense.T @ gradient_weights  # (d̃, L): Σ_{i∈S} ∇ℓ_i per output
+        # The Newton step of the D∖S objective from where the fit stopped: its gradient at
+        # θ is r − Σ_S ∇ℓ_i, with r the (carried) residual of the objective over D.
+        residual = _bounds.residual_for_step(self)
+        corrected = gradients if residual is None else gradients - residual.T
         if self._shared_block:
-            rhs, factors = [gradients], [Xt_dense * factor_weights[:, :1]]
+            rhs, factors = [corrected], [Xt_dense * factor_weights[:, :1]]
         else:
-            rhs = [gradients[:, column] for column in range(gradients.shape[1])]
+            rhs = [corrected[:, column] for column in range(corrected.shape[1])]
             factors = [Xt_dense * factor_weights[:, [c]] for c in range(Y.shape[1])]
 
         if self.leave_out:
@@ -454,6 +462,7 @@ class UnlearnableLinearMixin:
             erased_digests=matched,
             n_unmatched=len(missing),
             label_counts=label_counts,
+            residual=residual,
         )
 
     def _lock(self):
@@ -505,7 +514,7 @@ class UnlearnableLinearMixin:
         coef, intercept = self._split_theta(plan.direction)
         return ForgetStep(coef, intercept, plan.n_removed)
 
-    def forget(self, X_removed, y_removed, eps=None):
+    def forget(self, X_removed, y_removed, eps=None, *, max_distance=None):
         """Erase training samples from the fitted model in one closed-form step.
 
         Applies, per curvature block, ``θ ← θ + ε/(n−k) · B⁻¹ · Σ_{i∈S} ∇ℓ_i(θ)`` and
@@ -522,6 +531,11 @@ class UnlearnableLinearMixin:
             Their targets.
         eps : float, default=None
             Scale ``ε`` of the step; ``None`` uses the ``eps`` parameter.
+        max_distance : float, default=None
+            Refuse the request (:class:`~sklearn_ssse.RefitRequired`, nothing changed) if
+            its guaranteed bound on the distance ``‖θ̂ − θ₋S‖`` to the exact refit exceeds
+            this (see ``doc/bounds.rst``); ``None`` accepts every request. Every request
+            records the bound in :attr:`erasure_log_` (``distance_bound``).
 
         Returns
         -------
@@ -538,6 +552,8 @@ class UnlearnableLinearMixin:
             If the curvature after the removal is singular or the step is not finite.
         RemovalBudgetError
             In certified mode, if the removal would exceed the ``(ε, δ)`` budget.
+        RefitRequired
+            If the request's distance bound exceeds ``max_distance``.
 
         Notes
         -----
@@ -558,6 +574,12 @@ class UnlearnableLinearMixin:
         and the other after it).
         """
         eps = self._validate_eps(eps)
+        if max_distance is not None and not (
+            isinstance(max_distance, (Real, np.number))
+            and not isinstance(max_distance, (bool, np.bool_))
+            and max_distance >= 0
+        ):
+            raise ValueError(f"max_distance must be a number >= 0 or None, got {max_distance!r}.")
         with self._lock():
             plan = self._plan_forget(X_removed, y_removed)
             theta_now = self._get_theta()
@@ -566,6 +588,16 @@ class UnlearnableLinearMixin:
             new_state = {"coef_": coef, "intercept_": intercept}
             certificate = self.__dict__.get("_certificate")
             entry = self._log_entry(plan, eps, float(np.linalg.norm(step)))
+            bound_state, bound_fields = _bounds.plan_bounds(self, plan, step, eps)
+            entry.update(bound_fields)
+            if max_distance is not None and not bound_fields["distance_bound"] <= max_distance:
+                raise _bounds.RefitRequired(
+                    f"The guaranteed distance of this erasure to the exact refit is at most "
+                    f"{bound_fields['distance_bound']:.4g}, above max_distance={max_distance:g}"
+                    + (f" ({bound_fields['bound_note']})" if bound_fields["bound_note"] else "")
+                    + ". Nothing was changed: refit on the remaining data or refine()."
+                )
+            new_state.update(bound_state)
             if certificate is not None:
                 certificate = self._plan_certificate(certificate, plan, theta_now, step)
                 entry["residual_bound_step"] = certificate.last_step

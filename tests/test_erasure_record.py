@@ -22,6 +22,10 @@ from sklearn_ssse import UnlearnableRidge, __version__
 from sklearn_ssse._fingerprint import row_fingerprints
 
 ENTRY_KEYS = {
+    "distance_bound",
+    "gradient_residual_bound",
+    "bound_method",
+    "bound_note",
     "index",
     "time",
     "n_samples",

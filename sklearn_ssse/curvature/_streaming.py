@@ -149,7 +149,7 @@ def _combine(a, b):
             out[key] = np.union1d(a[key], b[key])
         elif key == "colmin":
             out[key] = np.minimum(a[key], b[key])
-        elif key == "colmax":
+        elif key in ("colmax", "rowmax"):
             out[key] = np.maximum(a[key], b[key])
         elif key in ("n_features", "ndim"):
             if a[key] != b[key]:
@@ -248,9 +248,17 @@ def _ridge_kernel(X, Y, *, fit_intercept, target, fingerprints):
         "gram": weighted_gram(X, None, fit_intercept=fit_intercept),
         "rhs": np.asarray(_augment_x(X, fit_intercept).T @ Ye),
     }
+    out["rowmax"] = _chunk_rowmax(X, fit_intercept)
     if fingerprints:
         out["digests"] = _fingerprints(X, Ye)
     return out
+
+
+def _chunk_rowmax(X, fit_intercept):
+    from .._bounds import _row_norms
+
+    norms = _row_norms(_augment_x(X, fit_intercept))
+    return float(norms.max()) if len(norms) else 0.0
 
 
 def _augment_x(X, fit_intercept):
@@ -298,6 +306,12 @@ def _curvature_kernel(
             ]
         )
     out = {"n": X.shape[0], "n_features": p, "grams": grams}
+    # The fit's residual, the unweighted Gram and R for the per-request bounds (_bounds).
+    from .._bounds import chunk_fit_state
+
+    out.update(
+        chunk_fit_state(X, Ye, raw, LOSSES[loss_name], fit_intercept, None if shared else True)
+    )
     if fingerprints:
         out["digests"] = _fingerprints(X, Ye)
     return out
@@ -380,7 +394,13 @@ def curvature_pass(estimator, chunks, *, fingerprints=True):
             f"{estimator.n_features_in_}."
         )
     grams = total.pop("grams")
-    return _install_curvature(estimator, _unstack(grams), total["n"], theta, total.get("digests"))
+    from .._bounds import store_fit_state_from_stats
+
+    # A copy: installing the curvature adds the penalty to the summed Grams in place.
+    bound_gram = total["bound_gram"] if "bound_gram" in total else grams[0].copy()
+    _install_curvature(estimator, _unstack(grams), total["n"], theta, total.get("digests"))
+    store_fit_state_from_stats(estimator, total, bound_gram)
+    return estimator
 
 
 def _unstack(stack):
@@ -458,9 +478,13 @@ def _fit_ridge(estimator, chunks, *, fingerprints):
         _check_reiterable(chunks, "The empirical Fisher curvature")
         return curvature_pass(estimator, source, fingerprints=fingerprints)
     # X̃ᵀX̃ + αI itself (penalty included) is the curvature, as in ``fit``.
-    return _install_curvature(
-        estimator, [gram], total["n"], theta, total.get("digests"), penalized=True
-    )
+    from .._bounds import store_ridge_fit_state
+
+    unweighted = gram.copy()
+    unweighted.flat[:: gram.shape[0] + 1] -= estimator._penalty_vector()
+    _install_curvature(estimator, [gram], total["n"], theta, total.get("digests"), penalized=True)
+    store_ridge_fit_state(estimator, unweighted, total["rhs"], total["rowmax"], total["n"])
+    return estimator
 
 
 def _fit_logistic(estimator, chunks, *, max_iter, tol, fingerprints):
