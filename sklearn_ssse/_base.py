@@ -625,6 +625,38 @@ class UnlearnableLinearMixin:
             self.__dict__.update(new_state)
         return self
 
+    @transactional
+    def refine(self, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100):
+        """Continue from the erased parameters to the exact refit, given the remaining data.
+
+        Newton iterations on the objective of the samples still in the model, preconditioned
+        by the stored (downdated) curvature, one pass over the data each, until the step is
+        below ``tol·‖θ‖``; then one pass rebuilds the curvature, the Gram and the fit
+        residual at the new point. The data must match the model's fingerprints exactly (the
+        same multiset of samples). Records ``n_passes``, ``n_iter``, the gradient norms and
+        the time in :attr:`erasure_log_` (an entry with ``action="refine"``).
+
+        Parameters
+        ----------
+        X_remaining : {array-like, sparse matrix, chunk source}
+            The samples not erased, shape (`n_samples_`, n_features), or a chunk source as
+            taken by
+            :func:`~sklearn_ssse.curvature.fit_streaming` (``y_remaining=None``).
+        y_remaining : array-like, default=None
+            Their targets (``None`` with a chunk source).
+        tol : float, default=1e-10
+            Relative size of the last step.
+        max_iter : int, default=100
+
+        Returns
+        -------
+        self
+        """
+        from ._refine import refine
+
+        check_is_fitted(self, "curvature_")
+        return refine(self, X_remaining, y_remaining, tol=tol, max_iter=max_iter)
+
     # ------------------------------------------------------------------ certified removal
     def _plan_certificate(self, certificate, plan, theta_now, step):
         """The certificate after this removal (a new object), or RemovalBudgetError."""
