@@ -120,3 +120,22 @@ def test_refine_is_not_for_certified_models():
     model = UnlearnableRidge(alpha=1.0, certified=True, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="certified"):
         model.refine(X, y)
+
+
+def test_the_refine_benchmark_runs_a_small_scenario():
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    if not (bench / "refine.py").exists():
+        pytest.skip("benchmarks/ is not installed here")
+    sys.path.insert(0, str(bench))
+    try:
+        import refine as refine_benchmark
+    finally:
+        sys.path.remove(str(bench))
+    row = refine_benchmark.scenario("celeba", quick=True)
+    assert row["refine"]["error"] <= 1e-8 and row["erased_error"] > 1e-6
+    for key in ("lbfgs cold", "lbfgs warm", "newton-cholesky cold", "newton-cholesky warm"):
+        assert {"seconds", "passes", "error", "reached", "tol"} <= set(row[key])
+    assert "|" in refine_benchmark.markdown([row])
