@@ -169,15 +169,17 @@ DATA = [
     ("yeast", 50),
     ("scene", 40),
     ("emotions", 50),
-    ("enron", 8),
+    ("enron", 4),
     ("mnist_test10k", 12),
     ("cifar10_subset", 40),
 ]
 
 
-def bound_rows(quick=False, seed=0):
+def bound_rows(quick=False, seed=0, only=None):
     rows = []
     for name, n_requests in DATA:
+        if only is not None and name not in only:
+            continue
         loaded = load(name)
         if loaded is None:
             continue
@@ -269,10 +271,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--quick", action="store_true", help="a quarter of the requests")
+    parser.add_argument("--only", nargs="*", default=None, help="data sets (default: all)")
     args = parser.parse_args(argv)
     with threadpool_limits(1):
-        tolerance = tolerance_rows()
-        bounds = bound_rows(quick=args.quick)
+        tolerance = tolerance_rows() if args.only is None else []
+        bounds = bound_rows(quick=args.quick, only=args.only)
     result = {"tolerance": tolerance, "bounds": bounds}
     table = markdown(tolerance, bounds)
     print(json.dumps(result, indent=2))
