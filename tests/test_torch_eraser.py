@@ -190,6 +190,9 @@ def test_linear_model_in_torch_matches_logistic_regression_paper_mode(n_labels):
     ).fit(X, Y)
     remove = np.arange(0, n, 7)
     eraser.forget(X[remove], Y[remove], eps=3.0)
+    # The network eraser takes the step from the trained point as if it were optimal; the
+    # estimator corrects for its fit's residual (doc/bounds.rst): compare without it.
+    del ref.__dict__["_objective_gradient"]
     ref.forget(X[remove], y[remove].astype(int), eps=3.0)
     theta = eraser.parameters_to_vector()
     assert_allclose(
