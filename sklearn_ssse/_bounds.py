@@ -186,8 +186,9 @@ def plan_bounds(estimator, plan, step, eps):
     r_old = estimator._objective_gradient
     Delta = plan.gradients.T  # (L, d̃)
     rhs = Delta - (plan.residual if plan.residual is not None else 0.0)
+    # A new array (copy on write); Xᵀ_S X_S is symmetric to round-off, which the bounds'
+    # quadratic forms do not notice (no symmetrizing copy of a d̃×d̃ matrix per request).
     gram = estimator._bound_gram - Xt.T @ Xt
-    gram = (gram + gram.T) / 2
     # M'v from the identity the solve satisfies (M' is never formed): K·v = c·eps·rhs.
     scale = 1.0 if estimator.leave_out else m_old / m_new
     Mv = eps * scale * rhs
