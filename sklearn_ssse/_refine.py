@@ -127,9 +127,12 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
     gradient = first["gradient"] + theta * penalty
     gradient_start = float(np.linalg.norm(gradient))
     history_x, history_f = [], []  # Anderson mixing, per label
-    # A curvature pass costs about d̃/2 gradient passes in flops but runs at BLAS-3 speed:
-    # rebuild when the chord iteration contracts by less than 5x per pass.
-    rebuild_rate, max_rebuilds = 0.2, 8
+    # Passes × cost: a curvature pass costs about d̃/2 gradient passes in flops (at BLAS-3
+    # speed, so about d̃/8 in time until one is measured). Rebuild when the chord iterations
+    # still needed at the observed contraction rate would take longer than a rebuild.
+    max_rebuilds = 8
+    gradient_seconds = time.perf_counter() - start
+    rebuild_seconds = gradient_seconds * theta.shape[1] / 8
     previous = np.inf
     n_iter, converged = 0, False
     while n_iter < max_iter:
@@ -145,11 +148,16 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
         if size * max(rate / (1 - rate), 1.0) <= tol * max(float(np.linalg.norm(theta)), 1.0):
             converged = True
             break
-        if size > rebuild_rate * previous and not shared and rebuilt < max_rebuilds:
+        target = tol * max(float(np.linalg.norm(theta)), 1.0)
+        remaining = np.log(target / size) / np.log(rate) if 0 < rate < 1 else np.inf
+        slow = rate > 0.2 and remaining * gradient_seconds > rebuild_seconds
+        if slow and not shared and rebuilt < max_rebuilds:
             # The stored curvature contracts too slowly here (rate ‖I − M'⁻¹∇²F‖): a fresh
             # Hessian at θ (one curvature pass, L·n·d̃² flops) buys a true Newton step.
             estimator.coef_, estimator.intercept_ = estimator._split_theta(theta)
+            tick = time.perf_counter()
             curvature_pass(estimator, source, fingerprints=False)
+            rebuild_seconds = time.perf_counter() - tick
             curvature = estimator.curvature_
             passes += 1
             rebuilt += 1
@@ -160,7 +168,9 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
             history_x, history_f = [], []  # not contracting: restart the mixing
         previous = size
         theta = theta + _anderson(history_x, history_f, theta, f)
+        tick = time.perf_counter()
         stats = _map_reduce(source, partial(kernel, theta=theta, fingerprints=False))
+        gradient_seconds = time.perf_counter() - tick
         passes += 1
         gradient = stats["gradient"] + theta * penalty
     if not converged:
@@ -174,6 +184,7 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
             stacklevel=3,
         )
     moved = float(np.linalg.norm(theta - theta_erased))
+    solution_seconds = time.perf_counter() - start
     estimator.coef_, estimator.intercept_ = estimator._split_theta(theta)
     # The curvature, Gram and fit residual at the new point (its fitted state from now on).
     curvature_pass(estimator, source, fingerprints=False)
@@ -192,6 +203,7 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
         "gradient_norm_after": float(np.linalg.norm(estimator._objective_gradient)),
         "step_norm": moved,
         "seconds": time.perf_counter() - start,
+        "seconds_to_solution": solution_seconds,  # before the curvature refresh
         "n_forgotten_total": int(kept["n_forgotten_"]),
         "n_samples_remaining": int(estimator.n_samples_),
     }
