@@ -150,7 +150,8 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
             break
         target = tol * max(float(np.linalg.norm(theta)), 1.0)
         remaining = np.log(target / size) / np.log(rate) if 0 < rate < 1 else np.inf
-        slow = rate > 0.2 and remaining * gradient_seconds > rebuild_seconds
+        measured = np.isfinite(previous)  # a rate needs two steps with the same curvature
+        slow = measured and rate > 0.2 and remaining * gradient_seconds > rebuild_seconds
         if slow and not shared and rebuilt < max_rebuilds:
             # The stored curvature contracts too slowly here (rate ‖I − M'⁻¹∇²F‖): a fresh
             # Hessian at θ (one curvature pass, L·n·d̃² flops) buys a true Newton step.
