@@ -6,6 +6,7 @@ block curvature that needs no access to the training set.
 """
 
 from ._base import SKOPS_TRUSTED_TYPES, ForgetStep
+from ._bounds import RefitRequired
 from ._certified import RemovalBudgetError
 from ._fingerprint import AmbiguousWeightError
 from ._pipeline import forget
@@ -26,6 +27,7 @@ __all__ = [
     "CurvatureError",
     "ForgetStep",
     "NotOptimalWarning",
+    "RefitRequired",
     "RemovalBudgetError",
     "SKOPS_TRUSTED_TYPES",
     "SampleEraser",

@@ -33,6 +33,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _bounds
 from ._certified import (
     RemovalBudgetError,
     build_certificate,
@@ -164,6 +165,7 @@ class _Plan:
         # ridge: a fresh factorization replacing the downdate, and the accuracy check's log
         self.refactored, self.accuracy = extra.get("refactored"), extra.get("accuracy")
         self.weights = extra.get("weights")  # each removed sample's weight
+        self.residual = extra.get("residual")  # the fit's residual the step corrects, (L, d̃)
 
 
 class UnlearnableLinearMixin:
@@ -307,6 +309,7 @@ class UnlearnableLinearMixin:
         self.erasure_log_ = []
         stale = ["_certificate", "gradient_residual_bound_", "removal_budget_remaining_"]
         stale.append(PIPELINE_MARK)  # set again by sklearn_ssse.pipeline.Pipeline.fit
+        stale.extend(_bounds._STATE + _bounds._OPTIONAL)  # the fit measures its own (``_bounds``)
         if not getattr(self, "certified", False):
             stale.append("_objective_noise")  # a certified fit has just drawn its own
         for attribute in stale:
@@ -339,6 +342,7 @@ class UnlearnableLinearMixin:
         self._reset_erasure_state(
             row_fingerprints(X, Y), self._count_labels(Y), sample_weight=sample_weight
         )
+        _bounds.fit_state_from_data(self, X, Y, sample_weight)
         if getattr(self, "certified", False):
             budget = certified_budget(
                 self.noise_sigma, self.certified_epsilon, self.certified_delta
@@ -560,9 +564,13 @@ class UnlearnableLinearMixin:
         gradient_weights = self._loss.gradient(Xt_dense @ theta.T, Y)  # at the current θ
         # Σ_{i∈S} w_i ∇ℓ_i per output, (d̃, L)
         gradients = Xt_dense.T @ (gradient_weights if unit else gradient_weights * weights[:, None])
+        # The Newton step of the D∖S objective from where the fit stopped: its gradient at
+        # θ is r − Σ_S w_i ∇ℓ_i, with r the (carried) residual of the objective over D.
+        residual = _bounds.residual_for_step(self)
+        corrected = gradients if residual is None else gradients - residual.T
         n_rows = None
         if self._coupled:
-            rhs, factors = self._coupled_removal(Xt_dense, Y, gradients, weights)
+            rhs, factors = self._coupled_removal(Xt_dense, Y, corrected, weights)
             n_rows = k
         else:
             # Stored curvature terms were evaluated at the fitted θ; remove exactly those.
@@ -574,9 +582,9 @@ class UnlearnableLinearMixin:
                 None if unit else weights,
             )
             if self._shared_block:
-                rhs, factors = [gradients], [Xt_dense * factor_weights[:, :1]]
+                rhs, factors = [corrected], [Xt_dense * factor_weights[:, :1]]
             else:
-                rhs = [gradients[:, column] for column in range(gradients.shape[1])]
+                rhs = [corrected[:, column] for column in range(corrected.shape[1])]
                 factors = [Xt_dense * factor_weights[:, [c]] for c in range(Y.shape[1])]
 
         normal = None
@@ -648,6 +656,7 @@ class UnlearnableLinearMixin:
             refactored=refactored,
             accuracy=accuracy,
             weights=weights,
+            residual=residual,
         )
 
     def _lock(self):
@@ -784,7 +793,7 @@ class UnlearnableLinearMixin:
         coef, intercept = self._split_theta(plan.direction)
         return ForgetStep(coef, intercept, plan.n_removed)
 
-    def forget(self, X_removed, y_removed, eps=None, *, sample_weight=None):
+    def forget(self, X_removed, y_removed, eps=None, *, sample_weight=None, max_distance=None):
         """Erase training samples from the fitted model in one closed-form step.
 
         Applies, per curvature block, ``θ ← θ + ε/(n−k) · B⁻¹ · Σ_{i∈S} ∇ℓ_i(θ)`` and
@@ -807,6 +816,11 @@ class UnlearnableLinearMixin:
             :class:`~sklearn_ssse.AmbiguousWeightError` when the model holds copies of a
             sample with different weights). If given, each ``(sample, weight)`` must match a
             training sample still in the model; copies with different weights are distinct.
+        max_distance : float, default=None
+            Refuse the request (:class:`~sklearn_ssse.RefitRequired`, nothing changed) if
+            its guaranteed bound on the distance ``‖θ̂ − θ₋S‖`` to the exact refit exceeds
+            this (see ``doc/bounds.rst``); ``None`` accepts every request. Every request
+            records the bound in :attr:`erasure_log_` (``distance_bound``).
 
         Returns
         -------
@@ -823,6 +837,8 @@ class UnlearnableLinearMixin:
             If the curvature after the removal is singular or the step is not finite.
         RemovalBudgetError
             In certified mode, if the removal would exceed the ``(ε, δ)`` budget.
+        RefitRequired
+            If the request's distance bound exceeds ``max_distance``.
 
         Notes
         -----
@@ -844,6 +860,12 @@ class UnlearnableLinearMixin:
         """
         eps = self._validate_eps(eps)
         warn_if_fitted_in_pipeline(self)
+        if max_distance is not None and not (
+            isinstance(max_distance, (Real, np.number))
+            and not isinstance(max_distance, (bool, np.bool_))
+            and max_distance >= 0
+        ):
+            raise ValueError(f"max_distance must be a number >= 0 or None, got {max_distance!r}.")
         with self._lock():
             plan = self._plan_forget(X_removed, y_removed, sample_weight)
             theta_now = self._get_theta()
@@ -874,6 +896,22 @@ class UnlearnableLinearMixin:
             entry.update(
                 accuracy or {"normal_equation_residual": None, "accuracy_repair": "unchecked"}
             )
+            bound_state, bound_fields = _bounds.plan_bounds(self, plan, step, eps)
+            entry.update(bound_fields)
+            bound = bound_fields["distance_bound"]
+            if max_distance is not None and (bound is None or not bound <= max_distance):
+                guarantee = (
+                    "has no guaranteed bound"
+                    if bound is None
+                    else f"is guaranteed only to within {bound:.4g}"
+                )
+                raise _bounds.RefitRequired(
+                    f"The distance of this erasure to the exact refit {guarantee}, above "
+                    f"max_distance={max_distance:g}"
+                    + (f" ({bound_fields['bound_note']})" if bound_fields["bound_note"] else "")
+                    + ". Nothing was changed: refit on the remaining data or refine()."
+                )
+            new_state.update(bound_state)
             if certificate is not None:
                 certificate = self._plan_certificate(certificate, plan, theta_now, step)
                 entry["residual_bound_step"] = certificate.last_step
@@ -985,6 +1023,39 @@ class UnlearnableLinearMixin:
             refactored,
             {"normal_equation_residual": residual, "accuracy_repair": repair},
         )
+
+    # ------------------------------------------------------------------ exact refit
+    @transactional
+    def refine(self, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100):
+        """Continue from the erased parameters to the exact refit, given the remaining data.
+
+        Newton iterations on the objective of the samples still in the model, preconditioned
+        by the stored (downdated) curvature, one pass over the data each, until the step is
+        below ``tol·‖θ‖``; then one pass rebuilds the curvature, the Gram and the fit
+        residual at the new point. The data must match the model's fingerprints exactly (the
+        same multiset of samples). Records ``n_passes``, ``n_iter``, the gradient norms and
+        the time in :attr:`erasure_log_` (an entry with ``action="refine"``).
+
+        Parameters
+        ----------
+        X_remaining : {array-like, sparse matrix, chunk source}
+            The samples not erased, shape (`n_samples_`, n_features), or a chunk source as
+            taken by
+            :func:`~sklearn_ssse.curvature.fit_streaming` (``y_remaining=None``).
+        y_remaining : array-like, default=None
+            Their targets (``None`` with a chunk source).
+        tol : float, default=1e-10
+            Relative size of the last step.
+        max_iter : int, default=100
+
+        Returns
+        -------
+        self
+        """
+        from ._refine import refine
+
+        check_is_fitted(self, "curvature_")
+        return refine(self, X_remaining, y_remaining, tol=tol, max_iter=max_iter)
 
     # ------------------------------------------------------------------ certified removal
     def _plan_certificate(self, certificate, plan, theta_now, step):

@@ -189,6 +189,30 @@ def _rounding(*terms):
     return 256 * _UNIT_ROUNDOFF * float(sum(terms))
 
 
+def taylor_remainder(gram, radius, gamma, drift, step):
+    """Bound on the Taylor remainder of one step, ``γ·R·(‖X̃δ‖·‖X̃v‖ + ½‖X̃v‖²)``.
+
+    ``gram`` is ``G = Σ x̃x̃ᵀ`` over the samples that remain, ``radius`` ``R = max‖x̃_i‖``,
+    ``drift`` ``δ = θ_t − θ₀`` (curvature kept at ``θ₀``) and ``step`` ``v``: the norm of
+    ``∇F(θ_t + v) − ∇F(θ_t) − M(θ₀)v``. Shared by the certificate and the per-request
+    distance bound of :mod:`sklearn_ssse._bounds`."""
+    if gamma == 0:
+        return 0.0
+    Xv = np.sqrt(max(float(step @ gram @ step), 0.0))
+    Xdrift = np.sqrt(max(float(drift @ gram @ drift), 0.0))
+    return gamma * radius * (Xdrift * Xv + 0.5 * Xv**2)
+
+
+def max_row_norm(Xt):
+    """``R = max_i ‖x̃_i‖`` of a dense or sparse (augmented) design matrix."""
+    row_norms = np.sqrt(
+        np.asarray(Xt.multiply(Xt).sum(axis=1)).ravel()
+        if hasattr(Xt, "multiply") and not isinstance(Xt, np.ndarray)
+        else np.einsum("ij,ij->i", Xt, Xt)
+    )
+    return float(row_norms.max())
+
+
 def perturbed_gradient(loss, X, Y, theta, penalty, noise, fit_intercept):
     """``∇L_b(θ; D)`` per label, shape (L, d̃), computed from data."""
     Xt = augment(X, fit_intercept)
@@ -326,9 +350,7 @@ class Certificate:
             v, delta = step[label], gradients[:, label]
             solve_error = float(np.linalg.norm(M @ v - delta))
             drift = theta_now[label] - theta_fit[label]
-            Xv = np.sqrt(max(float(v @ gram @ v), 0.0))
-            Xdrift = np.sqrt(max(float(drift @ gram @ drift), 0.0))
-            taylor = self.gamma * self.radius * (Xdrift * Xv + 0.5 * Xv**2)
+            taylor = taylor_remainder(gram, self.radius, self.gamma, drift, v)
             theta_next = theta_now[label] + v
             rounding = _rounding(
                 np.linalg.norm(M) * (np.linalg.norm(theta_next) + np.linalg.norm(v)),
@@ -363,12 +385,7 @@ def build_certificate(estimator, X, Y, *, budget):
             hessians.append(M + np.diag(penalty))
     residual = perturbed_gradient(loss, X, Y, theta, penalty, noise, fit_intercept)
     Xt = augment(X, fit_intercept)
-    row_norms = np.sqrt(
-        np.asarray(Xt.multiply(Xt).sum(axis=1)).ravel()
-        if hasattr(Xt, "multiply") and not isinstance(Xt, np.ndarray)
-        else np.einsum("ij,ij->i", Xt, Xt)
-    )
-    radius = float(row_norms.max())
+    radius = max_row_norm(Xt)
     target_scale = float(np.linalg.norm(np.asarray(Xt.T @ Y)))
     initial = float(np.linalg.norm(residual)) + _rounding(
         np.linalg.norm(hessians[0]) * np.linalg.norm(theta) * len(hessians),

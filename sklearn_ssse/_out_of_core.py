@@ -16,6 +16,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.exceptions import ConvergenceWarning
 
+from ._bounds import store_fit_state_from_stats, store_ridge_fit_state
 from .curvature._block_inverse import CurvatureError
 from .curvature._build import check_curvature_memory
 from .curvature._normal import solve_normal_equations
@@ -112,7 +113,12 @@ def rebuild_curvature(estimator, chunks, *, fingerprints=True, _normal_equations
     if not _normal_equations_valid:  # ridge's stored X̃ᵀX̃ and X̃ᵀY may be of other rows
         estimator.__dict__.pop("_normal_gram", None)
         estimator.__dict__.pop("_normal_rhs", None)
-    return _install_curvature(estimator, _unstack(grams), total["n"], theta, total.get("digests"))
+    # A copy: installing the curvature adds the penalty to the summed Grams in place.
+    bound_gram = total["bound_gram"] if "bound_gram" in total else grams[0].copy()
+    _install_curvature(estimator, _unstack(grams), total["n"], theta, total.get("digests"))
+    # The fit's residual, the unweighted Gram and R of the per-request bounds (``_bounds``).
+    store_fit_state_from_stats(estimator, total, bound_gram)
+    return estimator
 
 
 def _unstack(stack):
@@ -193,9 +199,11 @@ def _fit_ridge(estimator, chunks, *, fingerprints):
             estimator, source, fingerprints=fingerprints, _normal_equations_valid=True
         )
     # X̃ᵀX̃ + αI itself (penalty included) is the curvature, as in ``fit``.
-    return _install_curvature(
-        estimator, [gram], total["n"], theta, total.get("digests"), penalized=True
-    )
+    unweighted = gram.copy()
+    unweighted.flat[:: gram.shape[0] + 1] -= estimator._penalty_vector()
+    _install_curvature(estimator, [gram], total["n"], theta, total.get("digests"), penalized=True)
+    store_ridge_fit_state(estimator, unweighted, total["rhs"], total["rowmax"], total["n"])
+    return estimator
 
 
 def _fit_logistic(estimator, chunks, *, max_iter, tol, fingerprints):

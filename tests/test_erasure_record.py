@@ -24,6 +24,10 @@ from sklearn_ssse._fingerprint import row_fingerprints
 ENTRY_KEYS = {
     "accuracy_repair",
     "normal_equation_residual",
+    "distance_bound",
+    "gradient_residual_bound",
+    "bound_method",
+    "bound_note",
     "index",
     "time",
     "n_samples",

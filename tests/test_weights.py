@@ -140,7 +140,9 @@ def test_weighted_binary_logistic_is_the_weighted_newton_step(cancer):
     p = expit(Xt @ theta)
     P = np.diag(np.r_[np.full(X.shape[1], 1 / C), 0.0])
     H = Xt[k:].T @ ((w * p * (1 - p))[k:, None] * Xt[k:]) + P
-    expected = theta + np.linalg.solve(H, Xt[:k].T @ (w * (p - y))[:k])
+    # The D∖S objective's gradient at θ: the weighted fit residual minus the removed terms.
+    fit_residual = Xt.T @ (w * (p - y)) + P @ theta
+    expected = theta + np.linalg.solve(H, Xt[:k].T @ (w * (p - y))[:k] - fit_residual)
     model.forget(X[:k], y[:k])
     np.testing.assert_allclose(_theta(model)[0], expected, rtol=1e-9, atol=1e-12)
     refit = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(

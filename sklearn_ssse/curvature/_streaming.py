@@ -149,7 +149,7 @@ def _combine(a, b):
             out[key] = np.union1d(a[key], b[key])
         elif key == "colmin":
             out[key] = np.minimum(a[key], b[key])
-        elif key == "colmax":
+        elif key in ("colmax", "rowmax"):
             out[key] = np.maximum(a[key], b[key])
         elif key in ("n_features", "ndim"):
             if a[key] != b[key]:
@@ -246,8 +246,38 @@ def _ridge_kernel(X, Y, *, fit_intercept, target, fingerprints):
         "gram": weighted_gram(X, None, fit_intercept=fit_intercept),
         "rhs": np.asarray(_augment_x(X, fit_intercept).T @ Ye),
     }
+    out["rowmax"] = _chunk_rowmax(X, fit_intercept)
     if fingerprints:
         out["digests"] = _fingerprints(X, Ye)
+    return out
+
+
+def row_norms(Xt):
+    """Euclidean norms of the rows of a dense or sparse matrix."""
+    if sp.issparse(Xt):
+        return np.sqrt(np.asarray(Xt.multiply(Xt).sum(axis=1)).ravel())
+    return np.sqrt(np.einsum("ij,ij->i", Xt, Xt))
+
+
+def _chunk_rowmax(X, fit_intercept):
+    norms = row_norms(_augment_x(X, fit_intercept))
+    return float(norms.max()) if len(norms) else 0.0
+
+
+def chunk_fit_state(X, Ye, raw, loss, fit_intercept, want_gram):
+    """One chunk's share of the fit state that the per-request bounds need (the objective's
+    data gradient, its magnitude for the round-off allowance, ``max ‖x̃_i‖`` and, when the
+    curvature blocks are not it already, the unweighted Gram); summed over chunks."""
+    Xt = augment(X, fit_intercept)
+    weights = loss.gradient(raw, Ye)
+    norms = row_norms(Xt)
+    out = {
+        "fit_gradient": np.asarray(Xt.T @ weights).T,
+        "fit_magnitude": np.abs(weights).T @ norms,
+        "rowmax": float(norms.max()) if len(norms) else 0.0,
+    }
+    if want_gram:
+        out["bound_gram"] = weighted_gram(X, None, fit_intercept=fit_intercept)
     return out
 
 
@@ -292,6 +322,10 @@ def _curvature_kernel(
             ]
         )
     out = {"n": X.shape[0], "n_features": p, "grams": grams}
+    # The fit's residual, the unweighted Gram and R for the per-request bounds.
+    out.update(
+        chunk_fit_state(X, Ye, raw, LOSSES[loss_name], fit_intercept, None if shared else True)
+    )
     if fingerprints:
         out["digests"] = _fingerprints(X, Ye)
     return out

@@ -99,7 +99,8 @@ def _copy(model):
 
 
 def _dense_ssse(X, Y, theta, C, removed, eps, damping, fit_intercept=True):
-    """Eq. 4 written out with dense matrices: one block per label, empirical Fisher over D."""
+    """Eq. 4 written out with dense matrices: one block per label, empirical Fisher over D
+    (as published: no correction for the fit's residual)."""
     n = len(X)
     Xt = np.hstack([X, np.ones((n, 1))]) if fit_intercept else X
     penalty = np.full(Xt.shape[1], 1.0 / C)
@@ -138,7 +139,10 @@ def test_hessian_leave_out_equals_dense_newton_step(cancer):
     P = np.diag(np.r_[np.full(X.shape[1], 1 / C), 0.0])
     H = (Xt[k:].T @ ((p * (1 - p))[k:, None] * Xt[k:]) + P) / (n - k)
     H += damping * np.eye(len(theta))
-    expected = theta + 1.0 / (n - k) * np.linalg.solve(H, Xt[:k].T @ (p - y)[:k])
+    # The D∖S objective's gradient at θ: −Σ_S ∇ℓ_i plus the fit's residual Σ_D ∇ℓ_i + Pθ.
+    fit_residual = Xt.T @ (p - y) + P @ theta
+    rhs = Xt[:k].T @ (p - y)[:k] - fit_residual
+    expected = theta + 1.0 / (n - k) * np.linalg.solve(H, rhs)
     model.forget(X[:k], y[:k])
     np.testing.assert_allclose(_theta(model)[0], expected, rtol=1e-9, atol=1e-12)
 

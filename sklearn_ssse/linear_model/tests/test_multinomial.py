@@ -38,7 +38,9 @@ def _relative(a, b):
 
 
 def _dense_step(theta, X, Y, w, removed, C, curvature="hessian", damping=0.0, leave_out=True):
-    """θ + H⁻¹ Σ_{i∈S} w_i∇ℓ_i in v^⊥, H the dense Hessian (or Fisher) of D∖S, from formulas."""
+    """θ + H⁻¹ Σ_{i∈S} w_i∇ℓ_i in v^⊥, H the dense Hessian (or Fisher) of D∖S, from formulas
+    (for the Hessian, the right-hand side is the D∖S objective's gradient, fit residual
+    included)."""
     n, p = X.shape
     K, d = theta.shape
     Xt = np.hstack([X, np.ones((n, 1))])
@@ -56,6 +58,12 @@ def _dense_step(theta, X, Y, w, removed, C, curvature="hessian", damping=0.0, le
     H += np.diag(np.tile(np.r_[np.full(p, 1.0 / C), 0.0], K))
     H = H / len(summed) + damping * np.eye(K * d)
     g = sum(w[i] * np.kron(P[i] - Y[i], Xt[i]) for i in removed)
+    if curvature == "hessian":
+        # The Newton step of the D∖S objective from where the fit stopped: its gradient
+        # there is the fit's residual Σ_D w_i∇ℓ_i + Pθ minus the removed samples' terms.
+        penalty = np.tile(np.r_[np.full(p, 1.0 / C), 0.0], K)
+        residual = sum(w[i] * np.kron(P[i] - Y[i], Xt[i]) for i in range(n))
+        g = g - (residual + penalty * theta.ravel())
     v = np.zeros((K, d))
     v[:, -1] = 1.0
     v = v.ravel() / np.linalg.norm(v)

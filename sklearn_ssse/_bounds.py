@@ -1,0 +1,390 @@
+"""The fit's residual in the erasure step, and a data-free bound on every request.
+
+The derivation is in ``doc/bounds.rst``; in short, per label (the labels' objectives are
+separate), with ``F(θ) = Σ_{i∈D'} ℓ_i(θ) + ½θᵀPθ`` the objective on the samples ``D'``
+that remain after a request:
+
+* The model carries ``r ≈ ∇F_D(θ)``, the gradient of the objective of the samples it holds
+  at its current parameters: measured exactly at the end of the fit, then propagated
+  without data as ``r ← r − Δ + M'v`` (``Δ = Σ_{i∈S} ∇ℓ_i(θ)``, ``v`` the applied step,
+  ``M'`` the stored Hessian of ``F`` at the fitted ``θ₀``). The step is the Newton step of
+  ``F`` from where the fit stopped, ``v = M'⁻¹(Δ − r)``, so a loose solver tolerance does
+  not leak into it. The propagation is exact for ridge and first-order for logistic
+  regression; ``ε`` (``_gradient_error``) bounds what it misses (the Taylor remainder
+  with the third-derivative bound ``γ`` and the stored unweighted Gram ``G``, shared with
+  :mod:`sklearn_ssse._certified`, plus round-off).
+* ``‖∇F(θ̂)‖ ≤ ‖r‖ + ε`` and, within ``‖θ − θ̂‖ ≤ t``, ``∇²F ⪰ (1 − γRκ(‖θ̂ − θ₀‖ + t))·M'``
+  with ``κ = λ_max(M'⁻¹G)``; the smallest ``t`` with ``√Λ·‖∇F(θ̂)‖_{M'⁻¹} ≤ t·(1 −
+  γRκ(‖θ̂ − θ₀‖ + t))`` (``Λ = ‖M'⁻¹‖₂``) bounds ``‖θ̂ − θ₋S‖``; none exists (``inf``) when
+  the quadratic has no root.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import linalg
+from scipy.special import softmax
+
+from ._certified import RemovalBudgetError, loss_gamma, taylor_remainder
+from ._loss import augment
+from .curvature._streaming import chunk_fit_state, row_norms  # noqa: F401 (re-exported)
+
+__all__ = ["RefitRequired"]
+
+_U64 = np.finfo(np.float64).eps
+
+#: Blocks up to this size get exact eigenvalues (a dense inverse and ``eigvalsh`` per
+#: request); larger ones the trace bound ``‖M'⁻¹‖₂ ≤ tr(M'⁻¹)`` (no pass over the blocks).
+EXACT_MAX_SIZE = 400
+
+_STATE = ("_objective_gradient", "_gradient_error", "_bound_gram", "_bound_radius")
+# Optional: the fit's penalized Gram factor and the training set's maximum leverage.
+_OPTIONAL = ("_bound_fit_factor", "_bound_leverage")
+
+
+class RefitRequired(RemovalBudgetError):
+    """The request's guaranteed distance to the exact refit exceeds ``max_distance``.
+
+    Nothing was changed; refit the model on the remaining data (or :meth:`refine` it).
+    """
+
+
+def _hessian_bound(loss):
+    """Upper bound of ``ℓ''``: ``1/4`` for the logistic loss, ``1`` for the squared loss."""
+    return 0.25 if loss.name == "log_loss" else 1.0
+
+
+def store_fit_state(estimator, gradient, gram, radius, error):
+    """Install the residual, the unweighted Gram and ``R`` measured at the end of a fit."""
+    estimator._objective_gradient = np.asarray(gradient, dtype=np.float64)
+    estimator._gradient_error = np.asarray(error, dtype=np.float64)
+    estimator._bound_gram = np.asarray(gram, dtype=np.float64)
+    estimator._bound_radius = float(radius)
+
+
+def clear_fit_state(estimator):
+    for attribute in _STATE + _OPTIONAL:
+        estimator.__dict__.pop(attribute, None)
+
+
+def fit_state_from_data(estimator, X, Y, sample_weight=None):
+    """Measure ``r₀ = Σ_D w_i ∇ℓ_i(θ*) + Pθ*`` (plus the certified mode's noise), ``G`` and
+    ``R``.
+
+    Costs one ``X̃ᵀ·`` product and one unweighted Gram (``1/L`` of the curvature build)."""
+    from .curvature import weighted_gram
+
+    theta = estimator._get_theta()
+    penalty = estimator._penalty_vector()
+    Xt = augment(X, estimator.fit_intercept)
+    raw = np.asarray(Xt @ theta.T)
+    weights = estimator._loss.gradient(raw, Y)
+    if sample_weight is not None:
+        weights = weights * np.asarray(sample_weight, dtype=np.float64)[:, None]
+    gradient = np.asarray(Xt.T @ weights).T + theta * penalty
+    noise = estimator.__dict__.get("_objective_noise")
+    if noise is not None:
+        gradient = gradient + noise
+    gram = weighted_gram(X, None, fit_intercept=estimator.fit_intercept)
+    row_norms = _row_norms(Xt)
+    radius = float(row_norms.max())
+    # Round-off of the summation: (n + d̃ + 256)·u·Σ|terms|.
+    magnitude = np.abs(weights).T @ row_norms + np.abs(theta * penalty).sum(axis=1)
+    error = (X.shape[0] + theta.shape[1] + 256) * _U64 * magnitude
+    store_fit_state(estimator, gradient, gram, radius, error)
+    if theta.shape[1] <= EXACT_MAX_SIZE:
+        # h₀ = max_i x̃_iᵀA₀⁻¹x̃_i (A₀ = G + P + jitter): |x̃_iᵀu| ≤ √h·‖u‖_A, sharper than
+        # R‖u‖. One triangular solve with X̃ᵀ (the cost of the Gram).
+        A0 = gram + np.diag(penalty + 1e-12 * max(np.trace(gram) / len(gram), 1.0))
+        try:
+            factor = np.linalg.cholesky(A0)
+        except np.linalg.LinAlgError:
+            return
+        dense = Xt.toarray() if sp.issparse(Xt) else Xt
+        leverage = np.einsum(
+            "ij,ij->j", *(2 * [linalg.solve_triangular(factor, dense.T, lower=True)])
+        )
+        estimator._bound_fit_factor = factor
+        estimator._bound_leverage = float(min(1.0, leverage.max() * (1 + 1e-8)))
+
+
+_row_norms = row_norms
+
+
+def has_fit_state(estimator):
+    return all(name in estimator.__dict__ for name in _STATE)
+
+
+def residual_for_step(estimator):
+    """The residual the step corrects for, (L, d̃), or None: certified mode (its
+    certificate accounts the fit's residual itself), a model saved without it, and the
+    empirical Fisher curvature, whose step is the SSSE paper's Eq. 4 as published (a scaled
+    approximation, not a Newton step to correct)."""
+    if (
+        getattr(estimator, "certified", False)
+        or estimator.curvature != "hessian"
+        or not has_fit_state(estimator)
+    ):
+        return None
+    return estimator._objective_gradient
+
+
+# ---------------------------------------------------------------------------- spectra
+def _dense_spectra(curvature, change, grams=()):
+    """Exact ``Λ = λ_max(M⁻¹)``, ``λ_min(M⁻¹)`` and ``λ_max(M⁻¹A)`` for each ``A`` in
+    ``grams``, per block (a dense inverse, a Cholesky factor and ``eigvalsh``)."""
+    m = curvature.n_samples_ if change is None else change.n_samples
+    inverses = curvature.solve([np.eye(blk.size) for blk in curvature.blocks_], change=change)
+    lam, lam_min, kappas = [], [], []
+    for Minv in inverses:
+        Minv = (Minv + Minv.T) / (2 * m)
+        values = np.linalg.eigvalsh(Minv)
+        lam.append(values[-1])
+        lam_min.append(values[0])
+        if len(grams):
+            C = np.linalg.cholesky(Minv)
+            kappas.append([np.linalg.eigvalsh(C.T @ A @ C)[-1] for A in grams])
+    kappas = np.asarray(kappas).T * (1 + 1e-8) if len(grams) else None
+    return np.asarray(lam) * (1 + 1e-8), np.asarray(lam_min) * (1 - 1e-8), kappas
+
+
+def _trace_spectra(curvature, change, grams=()):
+    """Rigorous, nearly free ``Λ ≤ tr(M'⁻¹)`` per block for blocks too large for ``eigvalsh``.
+
+    ``M'⁻¹ = M₀⁻¹ − Z·cap⁻¹·Zᵀ`` (the stored inverse and the pending Woodbury term), so its
+    trace is ``tr(M₀⁻¹) − tr(cap⁻¹ZᵀZ)``: the diagonal of the stored inverse and a ``K×K``
+    solve, no pass over the blocks. Loose by at most the number of parameters, when the
+    spectrum of ``M'⁻¹`` is flat."""
+    lam = []
+    pieces = (
+        [curvature._block_pieces(blk, curvature.n_samples_) for blk in curvature.blocks_]
+        if change is None
+        else change.blocks
+    )
+    for blk, (_V, _signs, Z, cap) in zip(curvature.blocks_, pieces):
+        u = np.finfo(blk.inverse.dtype).eps
+        base = float(np.trace(blk.inverse, dtype=np.float64))
+        pending = 0.0
+        if Z.shape[1]:
+            pending = float(np.trace(linalg.solve(cap, Z.T @ Z, assume_a="sym")))
+        lam.append(base - pending + 64 * u * (abs(base) + abs(pending)))
+    return np.asarray(lam), np.zeros(len(lam)), None
+
+
+# ---------------------------------------------------------------------------- per request
+def bound_unavailable_reason(estimator):
+    if not has_fit_state(estimator):
+        return "the model carries no fit residual (saved or fitted without it)"
+    if estimator.curvature != "hessian":
+        return "the stored curvature is not the Hessian (curvature='empirical_fisher')"
+    if estimator.damping != 0:
+        return "the stored curvature is damped (damping > 0)"
+    if getattr(estimator, "_coupled", False):
+        return "not derived for the multinomial (softmax) model yet"
+    stored = estimator.__dict__.get("fingerprints_")
+    if getattr(stored, "weights", None) is not None and np.any(stored.weights != 1.0):
+        return "not derived for models fitted with sample or class weights yet"
+    return None
+
+
+def plan_bounds(estimator, plan, step, eps):
+    """The residual state after applying ``step`` (L, d̃) for ``plan``, and the bounds.
+
+    Returns ``(state, fields)``: new attribute values and the erasure-log fields."""
+    if not has_fit_state(estimator):
+        reason = bound_unavailable_reason(estimator)
+        return {}, _fields(np.inf, np.inf, None, reason)
+    loss = estimator._loss
+    Xt, Y = plan.Xt, plan.Y
+    theta_now = estimator._get_theta()
+    theta_fit = estimator._theta_at_fit
+    m_old, k = estimator.n_samples_, plan.n_removed
+    m_new = m_old - k
+    r_old = estimator._objective_gradient
+    Delta = plan.gradients.T  # (L, d̃)
+    rhs = Delta - (plan.residual if plan.residual is not None else 0.0)
+    # A new array (copy on write); Xᵀ_S X_S is symmetric to round-off, which the bounds'
+    # quadratic forms do not notice (no symmetrizing copy of a d̃×d̃ matrix per request).
+    gram = estimator._bound_gram - Xt.T @ Xt
+    # M'v from the identity the solve satisfies (M' is never formed): K·v = c·eps·rhs.
+    scale = 1.0 if estimator.leave_out else m_old / m_new
+    Mv = eps * scale * rhs
+    weights = getattr(plan, "weights", None)
+    if weights is not None and np.all(weights == 1.0):
+        weights = None
+    if not estimator.leave_out and estimator.curvature == "hessian":
+        # The step was solved with the curvature of D ⊃ S: M' = M_D − Σ_S w_i∇²ℓ_i(θ₀).
+        raw_fit = Xt @ theta_fit.T
+        moved = Xt @ step.T  # (k, L): x̃_iᵀv per output
+        if getattr(estimator, "_coupled", False):
+            # (diag(p) − ppᵀ)(V x̃_i) per removed sample, p the fitted softmax
+            p = softmax(raw_fit, axis=1)
+            curved = p * moved - p * np.sum(p * moved, axis=1, keepdims=True)
+        else:
+            curved = moved * loss.hessian(raw_fit, Y)
+        if weights is not None:
+            curved = curved * weights[:, None]
+        Mv = Mv - curved.T @ Xt
+    r_new = r_old - Delta + Mv
+    normal = getattr(plan, "normal", None)
+    if normal is not None and not getattr(estimator, "certified", False):
+        # Ridge keeps its normal equations: the residual at the new point is computed, not
+        # propagated (exact to round-off, whatever repair the accuracy check applied).
+        normal_gram, normal_rhs = normal
+        r_new = (normal_gram @ (theta_now + step).T - normal_rhs).T
+    reason = bound_unavailable_reason(estimator)
+    if reason is not None:
+        # The model's own linearization: the stored curvature stands in for the Hessian.
+        state = {"_objective_gradient": r_new, "_bound_gram": gram}
+        return state, _fields(np.inf, np.inf, None, reason)
+
+    gamma = loss_gamma(loss)
+    radius = estimator._bound_radius
+    size = theta_now.shape[1]
+    shared = estimator._shared_block
+    n_labels = theta_now.shape[0]
+    exact = size <= EXACT_MAX_SIZE
+    spectra = _dense_spectra if exact else _trace_spectra
+    penalized = gram + np.diag(estimator._penalty_vector())
+    leverage = _current_leverage(estimator, penalized) if gamma > 0 and exact else 1.0
+    grams = (gram, penalized) if gamma > 0 else ()
+    # The curvature after the request: the stored one with the prepared change, or the
+    # fresh factorization that ridge's accuracy check made of the downdated matrix.
+    refactored = getattr(plan, "refactored", None)
+    curvature, change = (
+        (refactored, None) if refactored is not None else (estimator.curvature_, plan.change)
+    )
+    lam, lam_min, kappas = spectra(curvature, change, grams)
+    if shared:
+        lam, lam_min = np.broadcast_to(lam, (n_labels,)), np.broadcast_to(lam_min, (n_labels,))
+    penalty_max = estimator._penalty_vector().max()
+    # ‖M'‖₂ ≤ max ℓ''·‖G‖₂ + max P (‖G‖₂ ≤ ‖G‖_F), or exactly 1/λ_min(M'⁻¹).
+    M_norm = _hessian_bound(loss) * np.linalg.norm(gram) + penalty_max
+    M_norm = np.minimum(M_norm, np.where(lam_min > 0, 1.0 / np.maximum(lam_min, 1e-300), np.inf))
+    u_curv = np.finfo(np.dtype(estimator.curvature_dtype)).eps
+    rhs_norm = np.linalg.norm(eps * scale * rhs, axis=1)
+    # Round-off of the solve identity K·v = c·eps·rhs and of the updates.
+    rounding = 64 * size * u_curv * M_norm * lam * rhs_norm + 256 * _U64 * (
+        np.linalg.norm(Delta, axis=1)
+        + np.linalg.norm(r_old, axis=1)
+        + M_norm * np.linalg.norm(step, axis=1)
+    )
+    carried = estimator._gradient_error + rounding  # 2-norm bound of what r misses, so far
+
+    # M'⁻¹ r (one solve with the changed curvature, all labels in one pass).
+    m = curvature.n_samples_ if change is None else change.n_samples
+    if shared:
+        solved = curvature.solve([r_new.T], change=change)[0].T / m
+    else:
+        solved = np.stack(curvature.solve(list(r_new), change=change)) / m
+    r_dual = np.sqrt(np.maximum(np.einsum("ld,ld->l", r_new, solved), 0.0))  # ‖r‖_{M'⁻¹}
+    if gamma == 0:
+        # Quadratic objective: θ̂ − θ₋S = M'⁻¹∇F(θ̂) exactly.
+        error = carried
+        distance = np.linalg.norm(solved, axis=1) + lam * error
+    else:
+        drift_old = theta_now - theta_fit
+        drift_new = drift_old + step
+        # max_i |x̃_iᵀu| ≤ min(R‖u‖, ‖X̃u‖) for the remaining samples (one term of ‖X̃u‖²).
+        reach_old = _reach(drift_old, gram, penalized, radius, leverage)
+        reach_new = _reach(drift_new, gram, penalized, radius, leverage)
+        # The logistic ℓ'' is log-1-Lipschitz (|ℓ'''| ≤ ℓ''), so along the step
+        # |ℓ''(z) − ℓ''(z₀)| ≤ ℓ''(z₀)·(e^ζ − 1) and the Taylor remainder of the gradient
+        # has ‖·‖_{M'⁻¹} ≤ (e^ζ − 1)·‖v‖_{M'}.
+        omega = np.expm1(np.maximum(reach_old, reach_new))
+        step_M = np.sqrt(np.maximum(np.einsum("ld,ld->l", step, Mv), 0.0))
+        remainder_dual = omega * step_M
+        g_M = r_dual + np.sqrt(lam) * carried + remainder_dual
+        # The same remainder in the 2-norm, for the residual carried to later requests:
+        # the Guo et al. form (shared with the certificate) or the dual one converted.
+        guo = np.array(
+            [
+                taylor_remainder(gram, radius, gamma, drift_old[label], step[label])
+                for label in range(n_labels)
+            ]
+        )
+        error = carried + np.minimum(guo, remainder_dual * np.sqrt(M_norm))
+        # max_i |x̃_iᵀu| over ‖u‖_{M'} ≤ 1: R√Λ, √λ_max(M'⁻¹G') or √(h·λ_max(M'⁻¹A')).
+        reach = radius * np.sqrt(lam)
+        if kappas is not None:
+            reach = np.minimum(reach, np.sqrt(np.minimum(kappas[0], leverage * kappas[1])))
+        distance = _self_concordant_radius(g_M, reach_new, reach) * np.sqrt(lam)
+    gradient_bound = np.linalg.norm(r_new, axis=1) + error
+    distance_bound = float(np.sqrt(np.sum(np.square(distance))))
+    note = None
+    if not np.isfinite(distance_bound):
+        note = (
+            "no bound: the local strong-convexity condition has no solution (the erased "
+            "parameters are too far from the fitted ones for the curvature stored there)"
+        )
+    gradient_total = float(np.sqrt(np.sum(np.square(gradient_bound))))
+    fields = _fields(distance_bound, gradient_total, "eigh" if exact else "trace", note)
+    state = {"_objective_gradient": r_new, "_gradient_error": error, "_bound_gram": gram}
+    return state, fields
+
+
+def _fields(distance, gradient, method, note):
+    """The erasure-log fields of a request (the same keys whether or not a bound exists;
+    ``None`` where none exists, so that the record stays strict JSON)."""
+    return {
+        "distance_bound": float(distance) if np.isfinite(distance) else None,
+        "gradient_residual_bound": float(gradient) if np.isfinite(gradient) else None,
+        "bound_method": method,
+        "bound_note": note,
+    }
+
+
+def _reach(u, gram, penalized, radius, leverage):
+    """``min(R‖u‖, ‖X̃u‖, √h·‖u‖_A)`` per row of ``u``: a bound of ``max_i |x̃_iᵀu|`` over
+    the remaining samples (``|x̃_iᵀu|`` is one term of ``‖X̃u‖²``; ``h`` bounds their
+    leverage ``x̃_iᵀA⁻¹x̃_i`` for ``A = G + P``)."""
+    euclid = radius * np.linalg.norm(u, axis=1)
+    data = np.sqrt(np.maximum(np.einsum("ld,de,le->l", u, gram, u), 0.0))
+    weighted = np.sqrt(leverage * np.maximum(np.einsum("ld,de,le->l", u, penalized, u), 0.0))
+    return np.minimum(np.minimum(euclid, data), weighted)
+
+
+def _current_leverage(estimator, penalized):
+    """Bound of ``max_i x̃_iᵀA'⁻¹x̃_i`` over the remaining samples, ``A' = G' + P``.
+
+    ``A' ⪰ (1 − ρ)·A₀`` with ``1 − ρ = λ_min(A₀⁻¹A')`` (``A₀`` the fit's), so the
+    leverage is at most ``h₀/(1 − ρ)``; and always at most 1 (``x̃_ix̃_iᵀ ⪯ A'``)."""
+    factor = estimator.__dict__.get("_bound_fit_factor")
+    if factor is None:
+        return 1.0
+    half = linalg.solve_triangular(factor, penalized, lower=True)
+    scaled = linalg.solve_triangular(factor, half.T, lower=True)
+    shrink = np.linalg.eigvalsh((scaled + scaled.T) / 2)[0] * (1 - 1e-8)
+    if not shrink > 0:
+        return 1.0
+    return float(min(1.0, estimator._bound_leverage / shrink))
+
+
+def _self_concordant_radius(g, zeta, c):
+    """Smallest ``τ`` with ``e^{−ζ}(1 − e^{−cτ})/c ≥ g`` (``inf`` if none): beyond it the
+    directional derivative of ``F`` along every ray from ``θ̂`` is positive."""
+    x = c * g * np.exp(zeta)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tau = -np.log1p(-np.minimum(x, 1.0)) / c
+    return np.where(x < 1, tau, np.inf)
+
+
+# ---------------------------------------------------------------------------- streaming fits
+def store_fit_state_from_stats(estimator, total, gram):
+    theta = estimator._get_theta()
+    penalty_term = theta * estimator._penalty_vector()
+    gradient = total["fit_gradient"] + penalty_term
+    magnitude = total["fit_magnitude"] + np.abs(penalty_term).sum(axis=1)
+    error = (total["n"] + theta.shape[1] + 256) * _U64 * magnitude
+    store_fit_state(estimator, gradient, np.array(gram, dtype=np.float64), total["rowmax"], error)
+
+
+def store_ridge_fit_state(estimator, gram, rhs, radius, n):
+    """Ridge's one-pass fit: ``r₀ = (G + P)θᵀ − X̃ᵀY`` from the sums it already has."""
+    theta = estimator._get_theta()
+    penalty = estimator._penalty_vector()
+    gradient = (gram @ theta.T).T + theta * penalty - np.asarray(rhs).T
+    magnitude = np.abs(gram) @ np.abs(theta.T) + np.abs(np.asarray(rhs))
+    error = (n + theta.shape[1] + 256) * _U64 * magnitude.sum(axis=0)
+    store_fit_state(estimator, gradient, gram, radius, error)
