@@ -1,8 +1,6 @@
 """The curvature engine: block-diagonal Fisher/Hessian inverses built with BLAS-3,
 solved for many right-hand sides at once, and changed by rank-k Woodbury downdates."""
 
-# After _streaming: the dask front end builds on it (dask itself is imported lazily).
-from .._dask import dask_weighted_gram, fit_dask
 from ._block_inverse import BlockFisherInverse, CurvatureChange, CurvatureError
 from ._build import (
     CurvatureMemoryError,
@@ -13,6 +11,7 @@ from ._build import (
     sherman_morrison_inverse,
     weighted_gram,
 )
+from ._dask import dask_weighted_gram, fit_dask
 from ._matrix_free import MatrixFreeInverse
 from ._normal import NormalEquationResidual, normal_equation_residual, solve_normal_equations
 from ._streaming import ArrayChunks, curvature_pass, fit_streaming, iter_chunks
