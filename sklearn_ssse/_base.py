@@ -38,9 +38,9 @@ from ._certified import (
 )
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
+from ._persistence import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceMixin, _package_version
 from ._pipeline import PIPELINE_MARK
 from ._transaction import (
-    _MISSING,
     ForgetStep,
     ForgetTransactionMixin,
     transactional,
@@ -51,23 +51,6 @@ from .curvature._normal import residual_scale, solve_normal_equations
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "ForgetStep", "UnlearnableLinearMixin"]
-
-#: Version of the persisted (pickle / joblib / skops) state of the estimators. Raise it when
-#: a release changes the meaning of stored attributes; older releases then refuse the file
-#: instead of mis-reading it.
-FORMAT_VERSION = 1
-
-#: The package's own types in a persisted estimator, for ``skops.io.load(...,
-#: trusted=SKOPS_TRUSTED_TYPES)``. skops refuses types it does not know unless trusted.
-SKOPS_TRUSTED_TYPES = [
-    "sklearn_ssse._certified.Certificate",
-    "sklearn_ssse._fingerprint.FingerprintMultiset",
-    "sklearn_ssse.curvature._block_inverse.BlockFisherInverse",
-    "sklearn_ssse.curvature._block_inverse._Block",
-    "sklearn_ssse.linear_model._logistic.UnlearnableLogisticRegression",
-    "sklearn_ssse.linear_model._ridge.UnlearnableRidge",
-    "sklearn_ssse.linear_model._ridge_classifier.UnlearnableRidgeClassifier",
-]
 
 
 class _Plan:
@@ -91,7 +74,7 @@ class _Plan:
         self.residual = extra.get("residual")  # the fit's residual the step corrects, (L, d̃)
 
 
-class UnlearnableLinearMixin(ForgetTransactionMixin):
+class UnlearnableLinearMixin(ForgetTransactionMixin, PersistenceMixin):
     """Mixin giving a linear estimator ``forget``, given a loss and a target encoding.
 
     Subclasses define ``_loss``, ``_penalty_strength()``, ``_fit_coefficients(X, Y)``,
@@ -648,44 +631,6 @@ class UnlearnableLinearMixin(ForgetTransactionMixin):
 
         return rebuild_curvature(self, chunks, fingerprints=fingerprints)
 
-    def __getstate__(self):
-        # Under the lock so that a model pickled while another thread forgets is either
-        # before or after that request.
-        with self._lock():
-            state = dict(super().__getstate__())
-        state.pop("_forget_lock", None)
-        state["_sklearn_ssse_format"] = FORMAT_VERSION
-        state["_sklearn_ssse_version"] = _package_version()
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        stored = state.pop("_sklearn_ssse_format", _MISSING)
-        version = state.pop("_sklearn_ssse_version", "unknown")
-        state.pop("_forget_lock", None)  # locks are never part of the state
-        name = type(self).__name__
-        if stored is _MISSING:  # written before the marker existed: format 1 semantics
-            stored = 1
-        if isinstance(stored, (bool, np.bool_)) or not isinstance(stored, (int, np.integer)):
-            raise ValueError(
-                f"This {name} state has an invalid persistence format marker {stored!r} "
-                f"({type(stored).__name__}, not an integer): the file is corrupt or was not "
-                "written by sklearn_ssse. Refit the model."
-            )
-        if stored < 1:
-            raise ValueError(
-                f"This {name} state has an invalid persistence format marker {stored!r} "
-                "(formats are numbered from 1): the file is corrupt or was not written by "
-                "sklearn_ssse. Refit the model."
-            )
-        if stored > FORMAT_VERSION:
-            raise ValueError(
-                f"This {name} was saved by sklearn_ssse {version} in persistence format "
-                f"{stored!r}; this installation (sklearn_ssse {_package_version()}) reads "
-                f"formats up to {FORMAT_VERSION}. Upgrade sklearn_ssse to load it."
-            )
-        super().__setstate__(state)
-
     # ------------------------------------------------------------------ accuracy check
     #: An exact step is accepted when its normal-equation residual is at most this many
     #: unit round-offs of ``‖M‖_F‖θ‖_F + ‖rhs‖_F`` times ``sqrt(d̃)``; a Cholesky refit
@@ -1101,9 +1046,3 @@ def _check_conditioning(curvature, norms, dtype):
                 f"{condition:.3g} after scaling); use damping > 0, a stronger penalty, "
                 "float64 curvature, or remove collinear features."
             )
-
-
-def _package_version():
-    from . import __version__
-
-    return __version__

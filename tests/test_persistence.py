@@ -21,6 +21,7 @@ from _trust_helpers import (
 
 import sklearn_ssse
 import sklearn_ssse._base as base
+import sklearn_ssse._persistence as persistence
 from sklearn_ssse import SKOPS_TRUSTED_TYPES, UnlearnableRidge
 
 NAMES = [
@@ -93,7 +94,7 @@ def test_round_trip_after_fit_and_forgets(name, fmt, tmp_path):
 def test_state_carries_format_and_package_version():
     model = fitted("ridge")
     state = model.__getstate__()
-    assert state["_sklearn_ssse_format"] == base.FORMAT_VERSION == 1
+    assert state["_sklearn_ssse_format"] == base.FORMAT_VERSION == persistence.FORMAT_VERSION == 1
     assert state["_sklearn_ssse_version"] == sklearn_ssse.__version__
     assert "curvature_" in state and "_forget_lock" not in state
     # The version keys are metadata, not attributes of the restored model.
@@ -104,7 +105,7 @@ def test_state_carries_format_and_package_version():
 
 def _dump_as_newer_format(model, monkeypatch, dump):
     with monkeypatch.context() as patch:
-        patch.setattr(base, "FORMAT_VERSION", base.FORMAT_VERSION + 1)
+        patch.setattr(persistence, "FORMAT_VERSION", base.FORMAT_VERSION + 1)
         patch.setattr(sklearn_ssse, "__version__", "99.0")
         return dump(model)
 
