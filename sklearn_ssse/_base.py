@@ -17,9 +17,7 @@ term and the sum over ``D∖S`` (``leave_out=True``, ``m = n−k``) or ``D`` (th
 
 from __future__ import annotations
 
-import json
 import warnings
-from datetime import datetime, timezone
 from numbers import Integral, Real
 
 import numpy as np
@@ -38,8 +36,9 @@ from ._certified import (
 )
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
-from ._persistence import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceMixin, _package_version
+from ._persistence import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceMixin
 from ._pipeline import PIPELINE_MARK
+from ._record import ErasureRecordMixin
 from ._transaction import (
     ForgetStep,
     ForgetTransactionMixin,
@@ -74,7 +73,7 @@ class _Plan:
         self.residual = extra.get("residual")  # the fit's residual the step corrects, (L, d̃)
 
 
-class UnlearnableLinearMixin(ForgetTransactionMixin, PersistenceMixin):
+class UnlearnableLinearMixin(ForgetTransactionMixin, PersistenceMixin, ErasureRecordMixin):
     """Mixin giving a linear estimator ``forget``, given a loss and a target encoding.
 
     Subclasses define ``_loss``, ``_penalty_strength()``, ``_fit_coefficients(X, Y)``,
@@ -843,89 +842,6 @@ class UnlearnableLinearMixin(ForgetTransactionMixin, PersistenceMixin):
                 self.fit_intercept,
             )
         return float(np.linalg.norm(gradient))
-
-    # ------------------------------------------------------------------ erasure record
-    def _log_entry(self, plan, eps, step_norm):
-        return {
-            "index": len(self.erasure_log_) + 1,
-            "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-            "n_samples": int(plan.n_removed),
-            "n_unmatched": int(plan.n_unmatched),
-            "eps": float(eps),
-            "curvature": self.curvature,
-            "leave_out": bool(self.leave_out),
-            "damping": float(self.damping),
-            "step_norm": step_norm,
-            "fingerprints": [digest.hex() for digest in plan.erased_digests],
-            "n_forgotten_total": int(self.n_forgotten_ + plan.n_removed),
-            "n_samples_remaining": int(self.n_samples_ - plan.n_removed),
-        }
-
-    def _erased_digests(self):
-        log = getattr(self, "erasure_log_", [])
-        hexes = [h for entry in log for h in entry["fingerprints"]]
-        return np.array([bytes.fromhex(h) for h in hexes], dtype="S16")
-
-    def was_erased(self, X, y):
-        """Whether each sample was erased by a :meth:`forget` of this fit.
-
-        Samples are matched by fingerprint (features and targets, as given to ``forget``).
-        A sample trained on several times counts as erased once any copy was erased.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-
-        Returns
-        -------
-        ndarray of bool of shape (n_samples,)
-        """
-        X, Y = self._validate_removed(X, y, what="X")
-        return np.isin(row_fingerprints(X, Y), self._erased_digests())
-
-    def erasure_log_to_json(self, path=None, *, indent=2):
-        """The erasure record as JSON: one entry per :meth:`forget`, fingerprints not data.
-
-        Parameters
-        ----------
-        path : str or path-like, default=None
-            Also write the JSON to this file.
-        indent : int, default=2
-
-        Returns
-        -------
-        str
-        """
-        check_is_fitted(self, "curvature_")
-        with self._lock():
-            counts = int(self.n_samples_), int(self.n_forgotten_)
-            entries = self.erasure_log_
-        record = {
-            "format": "sklearn_ssse.erasure_log",
-            "format_version": 1,
-            "package_version": _package_version(),
-            "estimator": type(self).__name__,
-            "fingerprint": "blake2b-128 of the float64 feature row followed by the encoded "
-            "targets (dense, -0.0 as 0.0)",
-            "certified": bool(self.certified),
-            "n_samples_remaining": counts[0],
-            "n_forgotten": counts[1],
-            "entries": entries,
-        }
-        try:
-            # Strict JSON: NaN and infinity are not JSON (forget refuses non-finite steps, so
-            # a record holding one was not written by this release).
-            text = json.dumps(record, indent=indent, allow_nan=False)
-        except ValueError as error:
-            raise ValueError(
-                f"The erasure record contains a non-finite number and cannot be written as "
-                f"strict JSON: {error}."
-            ) from error
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        return text
 
 
 def _is_ragged(value):
