@@ -23,32 +23,19 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _bounds
 from ._accuracy import _UNIT_ROUNDOFF, RidgeAccuracyMixin
-from ._certified import (
-    RemovalBudgetError,
-    build_certificate,
-    certified_budget,
-    perturbed_gradient,
-)
+from ._certified import CertifiedMixin
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
 from ._persistence import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceMixin
 from ._pipeline import PIPELINE_MARK
 from ._record import ErasureRecordMixin
-from ._transaction import (
-    ForgetStep,
-    ForgetTransactionMixin,
-    transactional,
-)
-from ._validation import (
-    ValidationMixin,
-    _check_removed_weights,
-)
+from ._transaction import ForgetStep, ForgetTransactionMixin, transactional
+from ._validation import ValidationMixin, _check_removed_weights
 from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "ForgetStep", "UnlearnableLinearMixin"]
@@ -81,6 +68,7 @@ class UnlearnableLinearMixin(
     ErasureRecordMixin,
     ValidationMixin,
     RidgeAccuracyMixin,
+    CertifiedMixin,
 ):
     """Mixin giving a linear estimator ``forget``, given a loss and a target encoding.
 
@@ -228,26 +216,6 @@ class UnlearnableLinearMixin(
         for attribute in stale:
             self.__dict__.pop(attribute, None)
 
-    def _draw_objective_noise(self, n_labels):
-        """The certified mode's secret linear term ``b ~ N(0, σ²I)``, one row per label."""
-        if not getattr(self, "certified", False):
-            return None
-        if getattr(self, "reproducible_noise", False):
-            warnings.warn(
-                "reproducible_noise=True: the certified noise is drawn from random_state, so "
-                "anyone who knows the seed and the remaining data can replay the fit and "
-                "detect erased samples. Use it for tests only, never for a certified release.",
-                UserWarning,
-                stacklevel=4,
-            )
-            rng = check_random_state(self.random_state)
-        else:
-            # Secret noise: fresh operating-system entropy at every fit (a refit included).
-            rng = np.random.default_rng(np.random.SeedSequence())
-        size = (n_labels, self.n_features_in_ + int(self.fit_intercept))
-        self._objective_noise = rng.normal(0.0, self.noise_sigma, size=size)
-        return self._objective_noise
-
     def _finish_fit(self, X, Y, gram=None, sample_weight=None):
         """Curvature, fingerprints and erasure state of a fit. ``sample_weight`` is the
         final per-sample weight (class weights applied), ``None`` for unit weights."""
@@ -256,22 +224,7 @@ class UnlearnableLinearMixin(
             row_fingerprints(X, Y), self._count_labels(Y), sample_weight=sample_weight
         )
         _bounds.fit_state_from_data(self, X, Y, sample_weight)
-        if getattr(self, "certified", False):
-            budget = certified_budget(
-                self.noise_sigma, self.certified_epsilon, self.certified_delta
-            )
-            self._certificate = build_certificate(self, X, Y, budget=budget)
-            if not self._certificate.remaining > 0:
-                warnings.warn(
-                    f"The fitted model's gradient residual bound "
-                    f"{self._certificate.bound:.4g} already exceeds the removal budget "
-                    f"{budget:.4g}: no removal can be certified. Increase max_iter, "
-                    "noise_sigma or certified_epsilon.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-            self.gradient_residual_bound_ = self._certificate.bound
-            self.removal_budget_remaining_ = self._certificate.remaining
+        self._fit_certificate(X, Y)
         return self
 
     # ------------------------------------------------------------------ forgetting
@@ -558,98 +511,6 @@ class UnlearnableLinearMixin(
 
         check_is_fitted(self, "curvature_")
         return refine(self, X_remaining, y_remaining, tol=tol, max_iter=max_iter)
-
-    # ------------------------------------------------------------------ certified removal
-    def _plan_certificate(self, certificate, plan, theta_now, step):
-        """The certificate after this removal (a new object), or RemovalBudgetError."""
-        if plan.n_unmatched:
-            raise ValueError(
-                f"{plan.n_unmatched} of the removed samples do not match a training sample "
-                "still in the model; a certified model can only erase its own samples (its "
-                "certificate tracks the remaining data), so check_membership=False cannot "
-                "be used to skip this check."
-            )
-        theta_fit = self._theta_at_fit
-        if len(certificate.hessians) == 1 and self._loss.name == "squared_error":
-            factors = np.ones((plan.Xt.shape[0], 1))
-        else:
-            factors = np.sqrt(self._loss.hessian(plan.Xt @ theta_fit.T, plan.Y))
-        updated = certificate.plan(plan.Xt, factors, theta_now, theta_fit, step, plan.gradients)
-        if not updated.bound <= certificate.budget:
-            raise RemovalBudgetError(
-                f"Erasing these {plan.n_removed} samples would raise the gradient-residual "
-                f"bound to {updated.bound:.4g}, above the budget "
-                f"{certificate.budget:.4g} of (ε={self.certified_epsilon}, "
-                f"δ={self.certified_delta})-certified removal (bound so far "
-                f"{certificate.bound:.4g}). Nothing was changed: refit the model on the "
-                "remaining data to erase them and restore the budget."
-            )
-        return updated
-
-    def gradient_residual(self, X_remaining, y_remaining, sample_weight=None):
-        """Norm of the training objective's gradient at the current parameters.
-
-        For audits and tests: given the samples that remain in the model, return
-        ``‖Σ_i ∇ℓ_i(θ) + Pθ + b‖`` (``b`` the certified mode's noise, else 0). After exact
-        unlearning it is 0; in certified mode it is at most ``gradient_residual_bound_``.
-
-        Parameters
-        ----------
-        X_remaining : {array-like, sparse matrix} of shape (`n_samples_`, n_features)
-        y_remaining : array-like of shape (`n_samples_`,) or (`n_samples_`, n_outputs)
-        sample_weight : array-like of shape (`n_samples_`,), default=None
-            The remaining samples' weights (class weights applied); ``None``: as stored.
-
-        Returns
-        -------
-        float
-        """
-        check_is_fitted(self, "curvature_")
-        with self._lock():  # parameters, counts and noise of one state
-            X, Y = self._validate_removed(X_remaining, y_remaining, what="X_remaining")
-            if X.shape[0] != self.n_samples_:
-                raise ValueError(
-                    f"X_remaining has {X.shape[0]} samples but the model holds {self.n_samples_}: "
-                    "pass exactly the training samples that have not been erased."
-                )
-            stored = self.__dict__.get("fingerprints_")
-            if stored is None:
-                raise ValueError(
-                    "This model was fitted without fingerprints, so gradient_residual cannot "
-                    "check that X_remaining are the samples still in the model; the audit "
-                    "needs them (refit with fingerprints=True)."
-                )
-            digests = row_fingerprints(X, Y)
-            if sample_weight is not None:
-                weights = _check_removed_weights(sample_weight, X.shape[0])
-            else:
-                weights = stored.resolve_weights(digests)
-            # Always checked, whatever check_membership says: the audit is only meaningful
-            # on exactly the samples still in the model.
-            if len(stored.missing(digests, weights)):
-                raise ValueError(
-                    "X_remaining does not match the samples still in the model (some were never "
-                    "trained on or were erased): pass exactly the training samples that have "
-                    "not been erased."
-                )
-            certificate = self.__dict__.get("_certificate")
-            noise = 0.0 if certificate is None else certificate.noise
-            if not np.all(weights == 1.0):
-                Xt = augment(X, self.fit_intercept)
-                theta = self._get_theta()
-                G = self._loss.gradient(np.asarray(Xt @ theta.T), Y) * weights[:, None]
-                gradient = np.asarray(Xt.T @ G).T + theta * self._penalty_vector() + noise
-                return float(np.linalg.norm(gradient))
-            gradient = perturbed_gradient(
-                self._loss,
-                X,
-                Y,
-                self._get_theta(),
-                self._penalty_vector(),
-                noise,
-                self.fit_intercept,
-            )
-        return float(np.linalg.norm(gradient))
 
 
 def _scaled_one_norm(G):
