@@ -31,6 +31,7 @@ from ._accuracy import _UNIT_ROUNDOFF, RidgeAccuracyMixin
 from ._certified import CertifiedMixin
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
+from ._out_of_core import OutOfCoreMixin
 from ._persistence import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceMixin
 from ._pipeline import PIPELINE_MARK
 from ._record import ErasureRecordMixin
@@ -69,6 +70,7 @@ class UnlearnableLinearMixin(
     ValidationMixin,
     RidgeAccuracyMixin,
     CertifiedMixin,
+    OutOfCoreMixin,
 ):
     """Mixin giving a linear estimator ``forget``, given a loss and a target encoding.
 
@@ -412,72 +414,6 @@ class UnlearnableLinearMixin(
             weights=weights,
             residual=residual,
         )
-
-    # ------------------------------------------------------------------ out-of-core fits
-    @transactional
-    def fit_streaming(self, chunks, *, max_iter=50, tol=1e-10, fingerprints=True):
-        """Fit from row chunks, with memory independent of the number of rows.
-
-        Runs as one transaction, like :meth:`fit`: under the model's lock, and on any
-        failure the previously fitted model is left exactly as it was.
-
-        Parameters
-        ----------
-        chunks : chunk source
-            :func:`sklearn_ssse.curvature.iter_chunks` over arrays or memmaps, a
-            :class:`sklearn_ssse._dask.DaskChunks`, a list of ``(X, Y)`` tuples, or a
-            callable returning a fresh iterator of them. Ridge with
-            ``curvature="hessian"`` also accepts a one-shot iterator (one pass).
-        max_iter : int, default=50
-            Maximum Newton passes (logistic regression).
-        tol : float, default=1e-10
-            Newton stops when every label's step changes the objective by less than
-            ``tol·(1 + |objective|)`` (the Newton decrement).
-        fingerprints : bool, default=True
-            Fingerprint the rows for ``check_membership`` (24 bytes a row). Without them
-            the model can only forget with ``check_membership=False``.
-
-        Returns
-        -------
-        self
-
-        Notes
-        -----
-        Passes over the data: ridge (Hessian curvature) 1; ridge (empirical Fisher) 2;
-        logistic regression ``1 + n_iter + 1`` (scan, Newton, curvature). The result
-        equals ``fit`` on the concatenated chunks to round-off for ridge; for logistic
-        regression the parameters are the same optimum reached by Newton's method, so
-        they agree to the solvers' tolerance.
-        """
-        from ._out_of_core import fit_from_chunks
-
-        return fit_from_chunks(self, chunks, max_iter=max_iter, tol=tol, fingerprints=fingerprints)
-
-    def fit_dask(self, X, Y, *, split_every=8, **params):
-        """Fit on dask arrays, blockwise on the dask scheduler (see :meth:`fit_streaming`).
-
-        Parameters
-        ----------
-        X : dask.array.Array of shape (n_samples, n_features)
-        Y : dask.array.Array or ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        split_every : int, default=8
-            Fan-in of the tree sum of per-block statistics.
-        **params
-            ``max_iter``, ``tol``, ``fingerprints`` of :meth:`fit_streaming`.
-
-        Returns
-        -------
-        self
-        """
-        from ._dask import DaskChunks
-
-        return self.fit_streaming(DaskChunks(X, Y, split_every=split_every), **params)
-
-    @transactional
-    def _curvature_pass(self, chunks, *, fingerprints=True):
-        from ._out_of_core import rebuild_curvature
-
-        return rebuild_curvature(self, chunks, fingerprints=fingerprints)
 
     # ------------------------------------------------------------------ exact refit
     @transactional

@@ -3,8 +3,8 @@
 The chunk sources and the per-chunk kernels (sums of Grams, gradients and fingerprints) are
 the curvature engine's (:mod:`sklearn_ssse.curvature._streaming`); this module turns their
 sums into a fitted estimator. It is called by the estimators' ``fit_streaming`` and
-``fit_dask`` methods on the scratch copy of a transaction (see ``_base.transactional``),
-so a failure leaves the model as it was.
+``fit_dask`` methods (:class:`OutOfCoreMixin`) on the scratch copy of a transaction (see
+``_transaction.transactional``), so a failure leaves the model as it was.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from scipy import linalg
 from sklearn.exceptions import ConvergenceWarning
 
 from ._bounds import store_fit_state_from_stats, store_ridge_fit_state
+from ._transaction import transactional
 from .curvature._block_inverse import CurvatureError
 from .curvature._build import check_curvature_memory
+from .curvature._dask import DaskChunks
 from .curvature._normal import solve_normal_equations
 from .curvature._streaming import (
     _check_reiterable,
@@ -29,7 +31,7 @@ from .curvature._streaming import (
     _scan_kernel,
 )
 
-__all__ = ["fit_from_chunks", "rebuild_curvature"]
+__all__ = ["OutOfCoreMixin", "fit_from_chunks", "rebuild_curvature"]
 
 
 def _is_logistic(estimator):
@@ -271,3 +273,67 @@ def _fit_logistic(estimator, chunks, *, max_iter, tol, fingerprints):
     estimator.n_iter_ = n_iter
     # Last pass: curvature at θ*, and the fingerprints.
     return rebuild_curvature(estimator, chunks, fingerprints=fingerprints)
+
+
+class OutOfCoreMixin:
+    """``fit_streaming`` and ``fit_dask``: fits from row chunks or dask arrays, each one
+    transaction of the model."""
+
+    @transactional
+    def fit_streaming(self, chunks, *, max_iter=50, tol=1e-10, fingerprints=True):
+        """Fit from row chunks, with memory independent of the number of rows.
+
+        Runs as one transaction, like :meth:`fit`: under the model's lock, and on any
+        failure the previously fitted model is left exactly as it was.
+
+        Parameters
+        ----------
+        chunks : chunk source
+            :func:`sklearn_ssse.curvature.iter_chunks` over arrays or memmaps, a
+            :class:`sklearn_ssse._dask.DaskChunks`, a list of ``(X, Y)`` tuples, or a
+            callable returning a fresh iterator of them. Ridge with
+            ``curvature="hessian"`` also accepts a one-shot iterator (one pass).
+        max_iter : int, default=50
+            Maximum Newton passes (logistic regression).
+        tol : float, default=1e-10
+            Newton stops when every label's step changes the objective by less than
+            ``tol·(1 + |objective|)`` (the Newton decrement).
+        fingerprints : bool, default=True
+            Fingerprint the rows for ``check_membership`` (24 bytes a row). Without them
+            the model can only forget with ``check_membership=False``.
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        Passes over the data: ridge (Hessian curvature) 1; ridge (empirical Fisher) 2;
+        logistic regression ``1 + n_iter + 1`` (scan, Newton, curvature). The result
+        equals ``fit`` on the concatenated chunks to round-off for ridge; for logistic
+        regression the parameters are the same optimum reached by Newton's method, so
+        they agree to the solvers' tolerance.
+        """
+        return fit_from_chunks(self, chunks, max_iter=max_iter, tol=tol, fingerprints=fingerprints)
+
+    def fit_dask(self, X, Y, *, split_every=8, **params):
+        """Fit on dask arrays, blockwise on the dask scheduler (see :meth:`fit_streaming`).
+
+        Parameters
+        ----------
+        X : dask.array.Array of shape (n_samples, n_features)
+        Y : dask.array.Array or ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        split_every : int, default=8
+            Fan-in of the tree sum of per-block statistics.
+        **params
+            ``max_iter``, ``tol``, ``fingerprints`` of :meth:`fit_streaming`.
+
+        Returns
+        -------
+        self
+        """
+        return self.fit_streaming(DaskChunks(X, Y, split_every=split_every), **params)
+
+    @transactional
+    def _curvature_pass(self, chunks, *, fingerprints=True):
+        return rebuild_curvature(self, chunks, fingerprints=fingerprints)
