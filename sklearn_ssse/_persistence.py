@@ -3,6 +3,8 @@ the state mixin writing and checking the format marker."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ._transaction import _MISSING
@@ -69,6 +71,6 @@ class PersistenceMixin:
 
 
 def _package_version():
-    from . import __version__
-
-    return __version__
+    # The package's attribute, read at call time from the loaded package (a submodule is
+    # only ever imported after it), without an import of the package from below it.
+    return sys.modules[__package__].__version__
