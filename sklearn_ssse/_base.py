@@ -31,12 +31,13 @@ from ._accuracy import _UNIT_ROUNDOFF, RidgeAccuracyMixin
 from ._certified import CertifiedMixin
 from ._fingerprint import FingerprintMultiset, row_fingerprints
 from ._loss import augment, curvature_factors
+from ._membership import MembershipMixin
 from ._out_of_core import OutOfCoreMixin
 from ._persistence import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceMixin
 from ._pipeline import PIPELINE_MARK
 from ._record import ErasureRecordMixin
 from ._transaction import ForgetStep, ForgetTransactionMixin, transactional
-from ._validation import ValidationMixin, _check_removed_weights
+from ._validation import ValidationMixin
 from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "ForgetStep", "UnlearnableLinearMixin"]
@@ -71,6 +72,7 @@ class UnlearnableLinearMixin(
     RidgeAccuracyMixin,
     CertifiedMixin,
     OutOfCoreMixin,
+    MembershipMixin,
 ):
     """Mixin giving a linear estimator ``forget``, given a loss and a target encoding.
 
@@ -275,43 +277,7 @@ class UnlearnableLinearMixin(
                 "least one must remain. Fit a new model instead."
             )
         digests = row_fingerprints(X, Y)
-        stored = self.__dict__.get("fingerprints_")
-        if stored is None:
-            if self.check_membership:
-                raise ValueError(
-                    "This model was fitted without fingerprints (fit_streaming(..., "
-                    "fingerprints=False)), so it cannot check that the removed samples are "
-                    "its own. Pass check_membership=False to erase them without the check, or "
-                    "refit with fingerprints=True."
-                )
-            # Fitted from chunks without fingerprints: unit weights unless the request says.
-            weights = (
-                np.ones(k) if sample_weight is None else _check_removed_weights(sample_weight, k)
-            )
-            missing = np.zeros(0, dtype=np.intp)
-        else:
-            if sample_weight is not None:
-                weights = _check_removed_weights(sample_weight, k)
-            else:
-                # Each sample leaves with the weight it was trained with (refused if ambiguous).
-                weights = stored.resolve_weights(digests)
-            missing = stored.missing(digests, weights)
-        if self.check_membership:
-            if len(missing):
-                shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
-                erased = np.isin(digests[missing], self._erased_digests())
-                raise ValueError(
-                    f"{len(missing)} of the {k} removed samples (rows {shown}) do not match a "
-                    "training sample that is still in the model: never trained on, already "
-                    "forgotten, or given with different features or labels "
-                    f"({int(erased.sum())} of them are in erasure_log_ as already erased). "
-                    "Pass check_membership=False to skip this check."
-                )
-        # Without the check, the fingerprints of samples that were in the model still go.
-        matched = np.delete(digests, missing)
-        fingerprints = (
-            None if stored is None else stored.without(matched, np.delete(weights, missing))
-        )
+        weights, missing, matched, fingerprints = self._match_removed(digests, k, sample_weight)
         unit = bool(np.all(weights == 1.0))
 
         theta = self._get_theta()

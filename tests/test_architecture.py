@@ -14,6 +14,7 @@ ALLOWED = {
     "_loss": set(),
     "_fingerprint": set(),
     "_validation": set(),
+    "_membership": {"_validation"},
     "_accuracy": {"curvature"},
     "_certified": {"_fingerprint", "_loss", "_validation", "curvature"},
     "_bounds": {"_certified", "_loss", "curvature"},
