@@ -12,9 +12,12 @@ from ._pipeline import forget
 from ._wrap import NotOptimalWarning, make_unlearnable
 from .curvature import BlockFisherInverse, CurvatureError
 from .linear_model import (
+    UnlearnableGammaRegressor,
     UnlearnableLogisticRegression,
+    UnlearnablePoissonRegressor,
     UnlearnableRidge,
     UnlearnableRidgeClassifier,
+    UnlearnableTweedieRegressor,
 )
 from .model_selection import SampleEraser, similarity_ratio_path
 
@@ -29,9 +32,12 @@ __all__ = [
     "RemovalBudgetError",
     "SKOPS_TRUSTED_TYPES",
     "SampleEraser",
+    "UnlearnableGammaRegressor",
     "UnlearnableLogisticRegression",
+    "UnlearnablePoissonRegressor",
     "UnlearnableRidge",
     "UnlearnableRidgeClassifier",
+    "UnlearnableTweedieRegressor",
     "__version__",
     "forget",
     "make_unlearnable",

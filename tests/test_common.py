@@ -3,9 +3,12 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ssse import (
+    UnlearnableGammaRegressor,
     UnlearnableLogisticRegression,
+    UnlearnablePoissonRegressor,
     UnlearnableRidge,
     UnlearnableRidgeClassifier,
+    UnlearnableTweedieRegressor,
 )
 
 
@@ -17,6 +20,10 @@ def _public_estimators():
         UnlearnableRidge(),
         UnlearnableRidge(curvature="empirical_fisher", damping=1e-3),
         UnlearnableRidgeClassifier(),
+        UnlearnablePoissonRegressor(),
+        UnlearnableGammaRegressor(),
+        UnlearnableTweedieRegressor(),
+        UnlearnableTweedieRegressor(power=1.5, curvature="empirical_fisher", damping=1e-3),
     ]
 
 
