@@ -70,8 +70,18 @@ def _theta(model):
     return np.r_[model.coef_, model.intercept_]
 
 
-@pytest.mark.parametrize("power, link", [(1.0, "log"), (2.0, "log"), (1.5, "log"), (3.0, "log"),
-                                         (0.0, "identity"), (1.5, "identity"), (0.0, "log")])  # fmt: skip
+@pytest.mark.parametrize(
+    "power, link",
+    [
+        (1.0, "log"),
+        (2.0, "log"),
+        (1.5, "log"),
+        (3.0, "log"),
+        (0.0, "identity"),
+        (1.5, "identity"),
+        (0.0, "log"),
+    ],
+)
 def test_tweedie_loss_derivatives_match_scikit_learn(power, link):
     rng = np.random.default_rng(0)
     z = rng.normal(scale=0.5, size=40) + (1.0 if link == "identity" else 0.0)

@@ -49,7 +49,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from scipy import linalg
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -476,19 +475,51 @@ class UnlearnablePoissonRegressor(_UnlearnableGLM):
     """
     )
 
-    def __init__(self, *, alpha=1.0, fit_intercept=True, solver="newton-cholesky",
-                 max_iter=1000, tol=1e-8, curvature="hessian", leave_out=True, damping=0.0,
-                 eps=1.0, check_membership=True, curvature_dtype="float64", n_jobs=None,
-                 certified=False):  # fmt: skip
-        _glm_init(self, alpha, fit_intercept, solver, max_iter, tol, curvature, leave_out,
-                  damping, eps, check_membership, curvature_dtype, n_jobs, certified)  # fmt: skip
+    def __init__(
+        self,
+        *,
+        alpha=1.0,
+        fit_intercept=True,
+        solver="newton-cholesky",
+        max_iter=1000,
+        tol=1e-8,
+        curvature="hessian",
+        leave_out=True,
+        damping=0.0,
+        eps=1.0,
+        check_membership=True,
+        curvature_dtype="float64",
+        n_jobs=None,
+        certified=False,
+    ):
+        _glm_init(
+            self,
+            alpha,
+            fit_intercept,
+            solver,
+            max_iter,
+            tol,
+            curvature,
+            leave_out,
+            damping,
+            eps,
+            check_membership,
+            curvature_dtype,
+            n_jobs,
+            certified,
+        )
 
     def _power(self):
         return 1.0
 
     def _sklearn_estimator(self):
-        return PoissonRegressor(alpha=self.alpha, fit_intercept=self.fit_intercept,
-                                solver=self.solver, max_iter=self.max_iter, tol=self.tol)  # fmt: skip
+        return PoissonRegressor(
+            alpha=self.alpha,
+            fit_intercept=self.fit_intercept,
+            solver=self.solver,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
 
 
 class UnlearnableGammaRegressor(_UnlearnableGLM):
@@ -518,19 +549,51 @@ class UnlearnableGammaRegressor(_UnlearnableGLM):
     """
     )
 
-    def __init__(self, *, alpha=1.0, fit_intercept=True, solver="newton-cholesky",
-                 max_iter=1000, tol=1e-8, curvature="hessian", leave_out=True, damping=0.0,
-                 eps=1.0, check_membership=True, curvature_dtype="float64", n_jobs=None,
-                 certified=False):  # fmt: skip
-        _glm_init(self, alpha, fit_intercept, solver, max_iter, tol, curvature, leave_out,
-                  damping, eps, check_membership, curvature_dtype, n_jobs, certified)  # fmt: skip
+    def __init__(
+        self,
+        *,
+        alpha=1.0,
+        fit_intercept=True,
+        solver="newton-cholesky",
+        max_iter=1000,
+        tol=1e-8,
+        curvature="hessian",
+        leave_out=True,
+        damping=0.0,
+        eps=1.0,
+        check_membership=True,
+        curvature_dtype="float64",
+        n_jobs=None,
+        certified=False,
+    ):
+        _glm_init(
+            self,
+            alpha,
+            fit_intercept,
+            solver,
+            max_iter,
+            tol,
+            curvature,
+            leave_out,
+            damping,
+            eps,
+            check_membership,
+            curvature_dtype,
+            n_jobs,
+            certified,
+        )
 
     def _power(self):
         return 2.0
 
     def _sklearn_estimator(self):
-        return GammaRegressor(alpha=self.alpha, fit_intercept=self.fit_intercept,
-                              solver=self.solver, max_iter=self.max_iter, tol=self.tol)  # fmt: skip
+        return GammaRegressor(
+            alpha=self.alpha,
+            fit_intercept=self.fit_intercept,
+            solver=self.solver,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
 
 
 class UnlearnableTweedieRegressor(_UnlearnableGLM):
@@ -572,14 +635,43 @@ class UnlearnableTweedieRegressor(_UnlearnableGLM):
         "link": [StrOptions({"auto", "identity", "log"})],
     }
 
-    def __init__(self, *, power=0.0, link="auto", alpha=1.0, fit_intercept=True,
-                 solver="newton-cholesky", max_iter=1000, tol=1e-8, curvature="hessian",
-                 leave_out=True, damping=0.0, eps=1.0, check_membership=True,
-                 curvature_dtype="float64", n_jobs=None, certified=False):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        power=0.0,
+        link="auto",
+        alpha=1.0,
+        fit_intercept=True,
+        solver="newton-cholesky",
+        max_iter=1000,
+        tol=1e-8,
+        curvature="hessian",
+        leave_out=True,
+        damping=0.0,
+        eps=1.0,
+        check_membership=True,
+        curvature_dtype="float64",
+        n_jobs=None,
+        certified=False,
+    ):
         self.power = power
         self.link = link
-        _glm_init(self, alpha, fit_intercept, solver, max_iter, tol, curvature, leave_out,
-                  damping, eps, check_membership, curvature_dtype, n_jobs, certified)  # fmt: skip
+        _glm_init(
+            self,
+            alpha,
+            fit_intercept,
+            solver,
+            max_iter,
+            tol,
+            curvature,
+            leave_out,
+            damping,
+            eps,
+            check_membership,
+            curvature_dtype,
+            n_jobs,
+            certified,
+        )
 
     _settings_fixed_at_fit = (*_UnlearnableGLM._settings_fixed_at_fit, "power", "link")
 
@@ -592,6 +684,12 @@ class UnlearnableTweedieRegressor(_UnlearnableGLM):
         return self.link
 
     def _sklearn_estimator(self):
-        return TweedieRegressor(power=self.power, link=self.link, alpha=self.alpha,
-                                fit_intercept=self.fit_intercept, solver=self.solver,
-                                max_iter=self.max_iter, tol=self.tol)  # fmt: skip
+        return TweedieRegressor(
+            power=self.power,
+            link=self.link,
+            alpha=self.alpha,
+            fit_intercept=self.fit_intercept,
+            solver=self.solver,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
