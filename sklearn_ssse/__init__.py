@@ -13,6 +13,7 @@ from ._wrap import NotOptimalWarning, make_unlearnable
 from .curvature import BlockFisherInverse, CurvatureError
 from .linear_model import (
     UnlearnableGammaRegressor,
+    UnlearnableLinearSVC,
     UnlearnableLogisticRegression,
     UnlearnablePoissonRegressor,
     UnlearnableRidge,
@@ -33,6 +34,7 @@ __all__ = [
     "SKOPS_TRUSTED_TYPES",
     "SampleEraser",
     "UnlearnableGammaRegressor",
+    "UnlearnableLinearSVC",
     "UnlearnableLogisticRegression",
     "UnlearnablePoissonRegressor",
     "UnlearnableRidge",

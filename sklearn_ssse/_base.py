@@ -58,6 +58,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn_ssse.linear_model._logistic.UnlearnableLogisticRegression",
     "sklearn_ssse.linear_model._ridge.UnlearnableRidge",
     "sklearn_ssse.linear_model._ridge_classifier.UnlearnableRidgeClassifier",
+    "sklearn_ssse.linear_model._svm.UnlearnableLinearSVC",
 ]
 
 

@@ -4,6 +4,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ssse import (
     UnlearnableGammaRegressor,
+    UnlearnableLinearSVC,
     UnlearnableLogisticRegression,
     UnlearnablePoissonRegressor,
     UnlearnableRidge,
@@ -20,6 +21,8 @@ def _public_estimators():
         UnlearnableRidge(),
         UnlearnableRidge(curvature="empirical_fisher", damping=1e-3),
         UnlearnableRidgeClassifier(),
+        UnlearnableLinearSVC(),
+        UnlearnableLinearSVC(intercept_scaling=3.0, class_weight="balanced"),
         UnlearnablePoissonRegressor(),
         UnlearnableGammaRegressor(),
         UnlearnableTweedieRegressor(),

@@ -8,9 +8,11 @@ from ._glm import (
 from ._logistic import UnlearnableLogisticRegression
 from ._ridge import UnlearnableRidge
 from ._ridge_classifier import UnlearnableRidgeClassifier
+from ._svm import UnlearnableLinearSVC
 
 __all__ = [
     "UnlearnableGammaRegressor",
+    "UnlearnableLinearSVC",
     "UnlearnableLogisticRegression",
     "UnlearnablePoissonRegressor",
     "UnlearnableRidge",
