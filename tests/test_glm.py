@@ -206,3 +206,23 @@ def test_property_step_is_the_dense_newton_step(seed, k, alpha, case):
     expected = _dense_newton(X, y, w, _theta(model), S, alpha, power, link)
     model.forget(X[S], y[S])
     np.testing.assert_allclose(_theta(model), expected, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("ours, theirs, params, power, link, kind", CASES[:3])
+def test_gradient_residual_is_the_sum_form_gradient_of_the_remaining_data(
+    ours, theirs, params, power, link, kind
+):
+    X, y = _diabetes(kind)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    model = ours(alpha=0.01, **params).fit(X, y, sample_weight=w)
+    # scikit-learn's tol (1e-8 here) bounds the gradient of the objective divided by Σw.
+    assert model.gradient_residual(X, y) < 1e-8 * w.sum()
+    model.forget(X[:30], y[:30])
+    theta = _theta(model)
+    Xt = np.hstack([X[30:], np.ones((len(y) - 30, 1))])
+    g, _ = _sklearn_loss(power, link).gradient_hessian(y_true=y[30:], raw_prediction=Xt @ theta)
+    P = np.r_[np.ones(X.shape[1]), 0.0]
+    expected = Xt.T @ (w[30:] * g) + 0.01 * w[30:].sum() * P * theta
+    assert model.gradient_residual(X[30:], y[30:]) == pytest.approx(
+        np.linalg.norm(expected), rel=1e-8
+    )
