@@ -382,9 +382,11 @@ _GLM_DOC_PARAMETERS = """
         L2 penalty strength of scikit-learn's objective
         ``(1/(2Σw))·Σ w_i·dev_i + (α/2)·‖coef‖²``.
     fit_intercept : bool, default=True
+        Fit an (unpenalized) intercept.
     solver : {"lbfgs", "newton-cholesky"}, default="newton-cholesky"
         scikit-learn's solver for the fit.
     max_iter : int, default=1000
+        Maximum number of the solver's iterations.
     tol : float, default=1e-8
         The fit's tolerance. The erasure step assumes the fit is optimal, hence a tight
         default (scikit-learn's is 1e-4).
@@ -397,6 +399,7 @@ _GLM_DOC_PARAMETERS = """
     eps : float, default=1.0
         Default scale of the step.
     check_membership : bool, default=True
+        Refuse to forget samples that do not match a training sample still in the model.
     curvature_dtype : {"float64", "float32"}, default="float64"
         Accepted for a uniform interface; the GLM curvature is always float64.
     n_jobs : int, default=None

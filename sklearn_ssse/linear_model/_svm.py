@@ -53,22 +53,29 @@ class UnlearnableLinearSVC(UnlearnableLinearMixin, ClassifierMixin, BaseEstimato
     C : float, default=1.0
         Inverse penalty strength, as in ``LinearSVC``.
     fit_intercept : bool, default=True
+        Fit a (penalized) intercept, as liblinear.
     intercept_scaling : float, default=1.0
         The constant feature ``a`` liblinear appends; the intercept ``a·w̃_last`` is
         penalized by ``½w̃_last²``, i.e. ``b²/(2a²)``.
     class_weight : dict or "balanced", default=None
         As in ``LinearSVC``; fixed at fit time and stored with each sample's weight.
     tol : float, default=1e-8
-        liblinear's tolerance. The step assumes an optimal fit, hence tighter than
+        Tolerance of liblinear's solver. The step assumes an optimal fit, hence tighter than
         scikit-learn's 1e-4.
     max_iter : int, default=100000
+        Maximum number of liblinear's iterations.
     curvature : {"hessian", "empirical_fisher"}, default="hessian"
         The generalized Hessian (``2·s_i`` per active sample) or ``Σ s_iℓ'_i² x̃x̃ᵀ``.
     leave_out : bool, default=True
+        Curvature over ``D∖S`` (a Woodbury downdate) or over ``D`` (the paper).
     damping : float, default=0.0
+        ``λ`` added to the mean-normalized curvature.
     eps : float, default=1.0
+        Default scale of the step.
     check_membership : bool, default=True
+        Refuse to forget samples that do not match a training sample still in the model.
     curvature_dtype : {"float64", "float32"}, default="float64"
+        Precision of the stored curvature.
     n_jobs : int, default=None
         Parallel building of the per-label blocks.
     certified : bool, default=False
