@@ -127,3 +127,14 @@ def test_property_step_is_the_dense_generalized_newton_step(seed, k, C):
     expected = _dense_step(_theta(model), X, y, model.classes_, rows, removed, s, C, 1.0)
     model.forget(X[removed], y[removed])
     np.testing.assert_allclose(_theta(model), expected, rtol=1e-8, atol=1e-9)
+
+
+def test_streaming_fits_refuse_the_new_estimators():
+    from sklearn_ssse import UnlearnablePoissonRegressor
+    from sklearn_ssse.curvature import fit_streaming
+
+    X, y = _data("cancer")
+    for model in (UnlearnableLinearSVC(), UnlearnablePoissonRegressor()):
+        with pytest.raises(NotImplementedError, match="fit it with fit"):
+            fit_streaming(model, [(X, y)])
+        assert not hasattr(model, "coef_")
