@@ -62,9 +62,14 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn_ssse._fingerprint.FingerprintMultiset",
     "sklearn_ssse.curvature._block_inverse.BlockFisherInverse",
     "sklearn_ssse.curvature._block_inverse._Block",
+    "sklearn_ssse.linear_model._glm.GLMCurvature",
+    "sklearn_ssse.linear_model._glm.UnlearnableGammaRegressor",
+    "sklearn_ssse.linear_model._glm.UnlearnablePoissonRegressor",
+    "sklearn_ssse.linear_model._glm.UnlearnableTweedieRegressor",
     "sklearn_ssse.linear_model._logistic.UnlearnableLogisticRegression",
     "sklearn_ssse.linear_model._ridge.UnlearnableRidge",
     "sklearn_ssse.linear_model._ridge_classifier.UnlearnableRidgeClassifier",
+    "sklearn_ssse.linear_model._svm.UnlearnableLinearSVC",
 ]
 
 
@@ -609,7 +614,9 @@ class UnlearnableLinearMixin:
             # The Woodbury step's own residual check (``_refine_woodbury``): a solution whose
             # residual stays far above round-off after refinement is not committed.
             limit = self._woodbury_tolerance * np.sqrt(theta.shape[1]) * _UNIT_ROUNDOFF
-            worst = 0.0 if change is None else max(change.residuals, default=0.0)
+            # (Curvatures solved by a fresh factorization, e.g. the GLMs', have no
+            # low-rank residuals to check.)
+            worst = 0.0 if change is None else max(getattr(change, "residuals", ()), default=0.0)
             if not checked and not worst <= limit:
                 raise CurvatureError(
                     f"The erasure step lost accuracy in the low-rank update of the curvature "
