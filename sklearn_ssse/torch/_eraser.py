@@ -398,9 +398,11 @@ class NetworkEraser:
             if n_full * size < len(order):
                 rows = torch.as_tensor(order[n_full * size :], device=X.device)
                 grads = one(selected, X[rows], y[rows])
-                yield torch.cat([grads[n].reshape(1, -1) for n in names], dim=1).to(
-                    "cpu", torch.float64
-                ).numpy()
+                yield (
+                    torch.cat([grads[n].reshape(1, -1) for n in names], dim=1)
+                    .to("cpu", torch.float64)
+                    .numpy()
+                )
         finally:
             for m, flag in flags.items():
                 m.training = flag
