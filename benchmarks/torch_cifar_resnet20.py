@@ -794,6 +794,7 @@ def finish(config, prof, records, args):
     records = sorted(records, key=lambda r: order[(r["erased_class"], r["name"])])
     result = {"config": config, "profile": prof, "columns": COLUMNS, "requests": records}
     table = markdown(result)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "torch_cifar_resnet20.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "torch_cifar_resnet20.md").write_text(table)
     torch_md = args.torch_md or (args.out / "TORCH.md" if args.quick else HERE / "TORCH.md")
