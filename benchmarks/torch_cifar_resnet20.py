@@ -499,10 +499,10 @@ def markdown(result):
     lines += [
         "## All methods side by side (one knob per method chosen on its grid for all classes)",
         "",
-        "| request | method | knob | parameters touched | seconds | "
+        "| request | method | knob | parameters touched | seconds | retrain ÷ method | "
         + " | ".join(COLUMNS)
         + " | mean |",
-        "|---|---|---|---|---|" + "---|" * (len(COLUMNS) + 1),
+        "|---|---|---|---|---|---|" + "---|" * (len(COLUMNS) + 1),
     ]
     methods = [
         ("SSSE", "ssse", "ε", cfg["eps_grid"]),
@@ -517,7 +517,7 @@ def markdown(result):
             continue
         nothing = np.array([r["original_abs_diff"] for r in rs])
         lines.append(
-            f"| {name} | do nothing | - | 0 | 0 | "
+            f"| {name} | do nothing | - | 0 | 0 | - | "
             + " | ".join(_cell(nothing))
             + f" | {nothing.mean():.3f} |"
         )
@@ -530,14 +530,14 @@ def markdown(result):
                 else cfg["n_params"]
             )
             seconds = np.mean([r[key]["seconds"] for r in rs])
+            speed = np.mean([r["retrain_seconds"] / r[key]["seconds"] for r in rs])
             lines.append(
                 f"| {name} | {label} | {knob} = {grid[i]:g} | {params:,.0f} | {seconds:.1f} | "
-                + " | ".join(_cell(best))
-                + f" | {best.mean():.3f} |"
+                f"{speed:.0f}× | " + " | ".join(_cell(best)) + f" | {best.mean():.3f} |"
             )
         retrain = np.mean([r["retrain_seconds"] for r in rs])
         lines.append(
-            f"| {name} | retrain from scratch | - | {cfg['n_params']:,} | {retrain:.0f} | "
+            f"| {name} | retrain from scratch | - | {cfg['n_params']:,} | {retrain:.0f} | 1× | "
             "0 | 0 | 0 | 0 | 0 |"
         )
     lines += [
@@ -608,6 +608,10 @@ def markdown(result):
         f"{np.mean(cfg['epoch_seconds']):.1f} s. Evaluation (forward) of one network on a "
         f"request's evaluation rows: {cfg['eval_ms_per_sample']:.2f} ms per sample.",
         "",
+    ]
+    lines += closing_note(result)
+    lines += [
+        "",
         "Units selected by L-CODEC:",
         "",
     ]
@@ -618,6 +622,43 @@ def markdown(result):
             "units: " + ", ".join(f"`{u}[{i}]`" for u, i in lc["units"])
         )
     return "\n".join(lines) + "\n"
+
+
+def closing_note(result):
+    """The reading, computed from the numbers (so that it is rewritten with them)."""
+    cfg, reqs = result["config"], result["requests"]
+    keys = [
+        ("SSSE", "ssse"),
+        ("L-CODEC + SSSE", "lcodec"),
+        ("fine-tune", "finetune"),
+        ("NegGrad", "neggrad"),
+        ("Fisher forgetting", "fisher_forgetting"),
+    ]
+    lines = ["", "## Closing note (computed from the tables above)", ""]
+    for name in REQUESTS:
+        rs = [r for r in reqs if r["name"] == name]
+        if not rs:
+            continue
+        nothing = float(np.mean([r["original_abs_diff"] for r in rs]))
+        scores = {label: float(_best_rows(rs, key)[1].mean()) for label, key in keys}
+        order = sorted(scores, key=scores.get)
+        per_class = float(np.mean([np.min(np.mean(r["ssse"]["abs_diff"], axis=1)) for r in rs]))
+        i = _best_rows(rs, "ssse")[0]
+        mia = {
+            who: float(np.mean([r["mia"]["SSSE"][who]["member_rate"] for r in rs]))
+            for who in ("original", "erased", "retrained")
+        }
+        speed = float(np.mean([r["retrain_seconds"] / r["ssse"]["seconds"] for r in rs]))
+        lines.append(
+            f"* {name} ({len(rs)} classes): mean |difference| to the retrained network "
+            f"{nothing:.3f} doing nothing; SSSE {scores['SSSE']:.3f} at ε = "
+            f"{cfg['eps_grid'][i]:g} for all classes ({per_class:.3f} with ε chosen per "
+            f"class), {speed:.0f}× faster than retraining once the Fisher is built. Ranking: "
+            + ", ".join(f"{m} {scores[m]:.3f}" for m in order)
+            + f". Membership attack, S called members: original {mia['original']:.2f}, "
+            f"SSSE {mia['erased']:.2f}, retrained {mia['retrained']:.2f}."
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------- main
@@ -805,6 +846,9 @@ def finish(config, prof, records, args):
 
 def assemble(partial, args):
     """Rebuild the outputs from the requests a run finished (``--assemble``)."""
+    if str(partial).endswith(".json"):  # a finished run's result, to redraw the tables
+        result = json.loads(Path(partial).read_text())
+        return finish(result["config"], result["profile"], result["requests"], args)
     lines = [json.loads(x) for x in Path(partial).read_text().splitlines() if x.strip()]
     head, records = lines[0], lines[1:]
     head["config"].setdefault("total_seconds", float("nan"))
