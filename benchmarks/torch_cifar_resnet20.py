@@ -678,6 +678,7 @@ def build_parser():
 
 def configure(args):
     q = args.quick
+    args.classes_given = args.classes is not None
     # Width 8, not 4: channels-last convolutions with 4 channels crash in torch 2.x on CPU.
     args.width = 8 if q else 16
     args.n_train, args.n_test = (200, 100) if q else (None, None)
@@ -852,6 +853,9 @@ def assemble(partial, args):
     lines = [json.loads(x) for x in Path(partial).read_text().splitlines() if x.strip()]
     head, records = lines[0], lines[1:]
     head["config"].setdefault("total_seconds", float("nan"))
+    if args.classes_given:  # keep only whole classes of a run that was cut short
+        records = [r for r in records if r["erased_class"] in args.classes]
+        head["config"]["erased_classes"] = args.classes
     return finish(head["config"], head["profile"], records, args)
 
 
