@@ -44,6 +44,7 @@ import copy
 import json
 import multiprocessing
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -852,7 +853,10 @@ def assemble(partial, args):
         return finish(result["config"], result["profile"], result["requests"], args)
     lines = [json.loads(x) for x in Path(partial).read_text().splitlines() if x.strip()]
     head, records = lines[0], lines[1:]
-    head["config"].setdefault("total_seconds", float("nan"))
+    log = Path(partial).with_name("torch_cifar_resnet20.log")
+    stamps = re.findall(r"\+\s*(\d+)s\]", log.read_text()) if log.exists() else []
+    # A cut run: its wall time up to the last request it finished, from the log.
+    head["config"].setdefault("total_seconds", float(stamps[-1]) if stamps else float("nan"))
     if args.classes_given:  # keep only whole classes of a run that was cut short
         records = [r for r in records if r["erased_class"] in args.classes]
         head["config"]["erased_classes"] = args.classes
