@@ -619,7 +619,12 @@ def markdown(result):
         "## Profile (before the run, on this machine)",
         "",
         f"Gradients of the trained network over {cfg['profile_samples']} training samples; "
-        "milliseconds per sample.",
+        "milliseconds per sample. The study uses one thread per process: on two cores shared "
+        "with other processes, a second torch thread mostly waits for a core (the 2-thread "
+        "rows measure that contention, not the kernels). Mini-batch gradients (one backward "
+        "pass per group of 10, the Fisher's terms) cost a fraction of per-sample `vmap` "
+        "gradients; only Fisher forgetting needs the latter (its diagonal is a mean of "
+        "squared per-sample gradients).",
         "",
         "| gradients | torch threads | samples per call | ms per sample |",
         "|---|---|---|---|",
@@ -677,7 +682,8 @@ def closing_note(result):
         }
         speed = float(np.mean([r["retrain_seconds"] / r["ssse"]["seconds"] for r in rs]))
         lines.append(
-            f"* {name} ({len(rs)} classes): mean |difference| to the retrained network "
+            f"* {name} ({len(rs)} class{'es' if len(rs) > 1 else ''}): mean |difference| to "
+            "the retrained network "
             f"{nothing:.3f} doing nothing; SSSE {scores['SSSE']:.3f} at ε = "
             f"{cfg['eps_grid'][i]:g} for all classes ({per_class:.3f} with ε chosen per "
             f"class), {speed:.0f}× faster than retraining once the Fisher is built. Ranking: "
