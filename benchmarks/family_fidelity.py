@@ -16,7 +16,10 @@ softmax objective is flat along that shift; the erasure step keeps the mean).
 * the same with sample weights (digits);
 * ridge with sample weights (diabetes): exact;
 * ridge classifier (digits): exact;
-* ``make_unlearnable`` of a scikit-learn ``LogisticRegression`` (digits).
+* ``make_unlearnable`` of a scikit-learn ``LogisticRegression`` (digits);
+* Poisson (diabetes target in counts of 25), Gamma and Tweedie (power 1.5) regressors on
+  diabetes, weighted;
+* ``LinearSVC`` (squared hinge, primal) on breast cancer and digits.
 """
 
 from __future__ import annotations
@@ -28,15 +31,27 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_diabetes, load_digits
-from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+from sklearn.linear_model import (
+    GammaRegressor,
+    LogisticRegression,
+    PoissonRegressor,
+    Ridge,
+    RidgeClassifier,
+    TweedieRegressor,
+)
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 from sklearn_ssse import (
+    UnlearnableGammaRegressor,
+    UnlearnableLinearSVC,
     UnlearnableLogisticRegression,
+    UnlearnablePoissonRegressor,
     UnlearnableRidge,
     UnlearnableRidgeClassifier,
+    UnlearnableTweedieRegressor,
     make_unlearnable,
 )
 
@@ -84,6 +99,25 @@ def multinomial(name, X, y, C, removed, weights=None):
         "k": len(removed),
         "fit_vs_sklearn": fit_error,
         "normalized_distance": _distance(_theta(model), start, _theta(refit), center=True),
+    }
+
+
+def against_refit(name, ours, theirs, X, y, removed, weights=None):
+    """Fit ours and scikit-learn's (both tight), erase ``removed``, refit theirs on D∖S."""
+    keep = np.setdiff1d(np.arange(len(y)), removed)
+    model = ours.fit(X, y, sample_weight=weights)
+    ref = theirs.fit(X, y, sample_weight=weights)
+    fit_error = float(np.linalg.norm(_theta(model) - _theta(ref)) / np.linalg.norm(_theta(ref)))
+    start = _theta(model)
+    model.forget(X[removed], y[removed])
+    w_keep = None if weights is None else weights[keep]
+    refit = theirs.fit(X[keep], y[keep], sample_weight=w_keep)
+    return {
+        "model": name,
+        "n": len(y),
+        "k": len(removed),
+        "fit_vs_sklearn": fit_error,
+        "normalized_distance": _distance(_theta(model), start, _theta(refit)),
     }
 
 
@@ -151,6 +185,39 @@ def main(argv=None):
                 "normalized_distance": _distance(_theta(model), start, _theta(refit)),
             }
         )
+        Xd = StandardScaler().fit_transform(Xd)
+        glm = dict(alpha=0.01, tol=1e-12, max_iter=1000, solver="newton-cholesky")
+        removed_d = np.arange(0, len(yd), 11)  # 41 samples
+        for name, ours, theirs, target in [
+            ("Poisson, diabetes counts", UnlearnablePoissonRegressor, PoissonRegressor, "counts"),
+            ("Gamma, diabetes", UnlearnableGammaRegressor, GammaRegressor, "y"),
+            ("Tweedie 1.5, diabetes", UnlearnableTweedieRegressor, TweedieRegressor, "y"),
+        ]:
+            params = {"power": 1.5} if theirs is TweedieRegressor else {}
+            target = np.round(yd / 25.0) if target == "counts" else yd
+            rows.append(
+                against_refit(
+                    f"{name}, weighted",
+                    ours(**params, **glm),
+                    theirs(**params, **glm),
+                    Xd,
+                    target,
+                    removed_d,
+                    wd,
+                )
+            )
+        Xb, yb = load_breast_cancer(return_X_y=True)
+        Xb = StandardScaler().fit_transform(Xb)
+        svc = dict(C=0.1, tol=1e-12, max_iter=100_000)
+        for name, Xs, ys, rem in [
+            ("LinearSVC, breast cancer", Xb, yb, np.arange(0, len(yb), 20)),
+            ("LinearSVC, digits (one-vs-rest)", X, y, removed),
+        ]:
+            rows.append(
+                against_refit(
+                    name, UnlearnableLinearSVC(**svc), LinearSVC(dual=False, **svc), Xs, ys, rem
+                )
+            )
     print(json.dumps(rows, indent=2))
     lines = [
         "| model | n | k | fit vs scikit-learn | normalized distance to refit |",

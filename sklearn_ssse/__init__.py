@@ -13,9 +13,13 @@ from ._pipeline import forget
 from ._wrap import NotOptimalWarning, make_unlearnable
 from .curvature import BlockFisherInverse, CurvatureError
 from .linear_model import (
+    UnlearnableGammaRegressor,
+    UnlearnableLinearSVC,
     UnlearnableLogisticRegression,
+    UnlearnablePoissonRegressor,
     UnlearnableRidge,
     UnlearnableRidgeClassifier,
+    UnlearnableTweedieRegressor,
 )
 from .model_selection import SampleEraser, similarity_ratio_path
 
@@ -31,9 +35,13 @@ __all__ = [
     "RemovalBudgetError",
     "SKOPS_TRUSTED_TYPES",
     "SampleEraser",
+    "UnlearnableGammaRegressor",
+    "UnlearnableLinearSVC",
     "UnlearnableLogisticRegression",
+    "UnlearnablePoissonRegressor",
     "UnlearnableRidge",
     "UnlearnableRidgeClassifier",
+    "UnlearnableTweedieRegressor",
     "__version__",
     "forget",
     "make_unlearnable",

@@ -331,7 +331,9 @@ class UnlearnableLinearMixin(
             # The Woodbury step's own residual check (``_refine_woodbury``): a solution whose
             # residual stays far above round-off after refinement is not committed.
             limit = self._woodbury_tolerance * np.sqrt(theta.shape[1]) * _UNIT_ROUNDOFF
-            worst = 0.0 if change is None else max(change.residuals, default=0.0)
+            # (Curvatures solved by a fresh factorization, e.g. the GLMs', have no
+            # low-rank residuals to check.)
+            worst = 0.0 if change is None else max(getattr(change, "residuals", ()), default=0.0)
             if not checked and not worst <= limit:
                 raise CurvatureError(
                     f"The erasure step lost accuracy in the low-rank update of the curvature "

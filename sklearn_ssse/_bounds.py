@@ -181,7 +181,7 @@ def bound_unavailable_reason(estimator):
     if estimator.damping != 0:
         return "the stored curvature is damped (damping > 0)"
     if getattr(estimator, "_coupled", False):
-        return "not derived for the multinomial (softmax) model yet"
+        return f"not derived for {type(estimator).__name__}'s curvature layout yet"
     stored = estimator.__dict__.get("fingerprints_")
     if getattr(stored, "weights", None) is not None and np.any(stored.weights != 1.0):
         return "not derived for models fitted with sample or class weights yet"

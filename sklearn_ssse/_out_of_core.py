@@ -162,6 +162,12 @@ def fit_from_chunks(estimator, chunks, *, max_iter=50, tol=1e-10, fingerprints=T
     ``fit`` would.
     """
     estimator._validate_params()
+    if getattr(estimator._loss, "name", None) not in ("log_loss", "squared_error"):
+        # The GLM regressors and the SVM have their own fits (scikit-learn's solvers).
+        raise NotImplementedError(
+            f"Streaming and dask fits support ridge and logistic regression only, not "
+            f"{type(estimator).__name__}; fit it with fit()."
+        )
     if getattr(estimator, "certified", False):
         raise NotImplementedError(
             "certified=True builds its certificate from the data in memory; fit it with fit()."

@@ -21,9 +21,14 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn_ssse._fingerprint.FingerprintMultiset",
     "sklearn_ssse.curvature._block_inverse.BlockFisherInverse",
     "sklearn_ssse.curvature._block_inverse._Block",
+    "sklearn_ssse.linear_model._glm.GLMCurvature",
+    "sklearn_ssse.linear_model._glm.UnlearnableGammaRegressor",
+    "sklearn_ssse.linear_model._glm.UnlearnablePoissonRegressor",
+    "sklearn_ssse.linear_model._glm.UnlearnableTweedieRegressor",
     "sklearn_ssse.linear_model._logistic.UnlearnableLogisticRegression",
     "sklearn_ssse.linear_model._ridge.UnlearnableRidge",
     "sklearn_ssse.linear_model._ridge_classifier.UnlearnableRidgeClassifier",
+    "sklearn_ssse.linear_model._svm.UnlearnableLinearSVC",
 ]
 
 

@@ -12,7 +12,13 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from sklearn_ssse import UnlearnableLogisticRegression, UnlearnableRidge
+from sklearn_ssse import (
+    UnlearnableLinearSVC,
+    UnlearnableLogisticRegression,
+    UnlearnablePoissonRegressor,
+    UnlearnableRidge,
+    UnlearnableTweedieRegressor,
+)
 from sklearn_ssse.datasets import load_yeast
 
 
@@ -42,6 +48,12 @@ def diabetes_two_targets():
     X, y = load_diabetes(return_X_y=True)
     # Two real targets: the disease progression and the (held-out) blood-pressure column.
     return np.delete(X, 3, axis=1), np.column_stack([y, X[:, 3]])
+
+
+@functools.cache
+def diabetes_counts():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), np.round(y / 25.0)
 
 
 @functools.cache
@@ -82,6 +94,9 @@ CONFIGS = {
         ),
         breast_cancer,
     ),
+    "poisson": (lambda: UnlearnablePoissonRegressor(alpha=0.01), diabetes_counts),
+    "tweedie": (lambda: UnlearnableTweedieRegressor(power=1.5, alpha=0.01), diabetes_counts),
+    "linear-svc": (lambda: UnlearnableLinearSVC(C=0.1), digits),
     "ridge-certified": (
         lambda: UnlearnableRidge(alpha=0.1, certified=True, random_state=0),
         diabetes,

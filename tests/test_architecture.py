@@ -86,4 +86,4 @@ def test_old_import_paths_still_work():
     assert issubclass(UnlearnableLinearMixin, ForgetTransactionMixin)
     assert issubclass(UnlearnableLinearMixin, PersistenceMixin)
     assert issubclass(UnlearnableLinearMixin, CertifiedMixin)
-    assert set(LOSSES.values()) == {LogisticLoss, SquaredLoss, MultinomialLoss}
+    assert {LogisticLoss, SquaredLoss, MultinomialLoss} <= set(LOSSES.values())

@@ -6,9 +6,13 @@ from sklearn.preprocessing import FunctionTransformer, Normalizer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_ssse import (
+    UnlearnableGammaRegressor,
+    UnlearnableLinearSVC,
     UnlearnableLogisticRegression,
+    UnlearnablePoissonRegressor,
     UnlearnableRidge,
     UnlearnableRidgeClassifier,
+    UnlearnableTweedieRegressor,
 )
 from sklearn_ssse.pipeline import Pipeline, make_pipeline
 
@@ -21,6 +25,16 @@ def _public_estimators():
         UnlearnableRidge(),
         UnlearnableRidge(curvature="empirical_fisher", damping=1e-3),
         UnlearnableRidgeClassifier(),
+        UnlearnableLinearSVC(),
+        # (class_weight="balanced" is not weight-equivalent on scikit-learn 1.6, which
+        # balances by counts, and liblinear's primal solver stops a few 1e-9 apart on
+        # weighted and repeated data when intercept_scaling != 1: both are tested against
+        # LinearSVC in test_svm.py)
+        UnlearnableLinearSVC(curvature="empirical_fisher", damping=1e-3),
+        UnlearnablePoissonRegressor(),
+        UnlearnableGammaRegressor(),
+        UnlearnableTweedieRegressor(),
+        UnlearnableTweedieRegressor(power=1.5, curvature="empirical_fisher", damping=1e-3),
     ]
 
 

@@ -34,6 +34,9 @@ NAMES = [
     "ridge-two-targets",
     "logistic-certified",
     "ridge-certified",
+    "poisson",  # GLMCurvature: data Gram and weight sum
+    "tweedie",
+    "linear-svc",
 ]
 
 

@@ -212,3 +212,41 @@ def test_parameter_validation():
     assert eraser.n_params_ == 4 * 48
     with pytest.raises(ValueError, match="eps"):
         eraser.forget(X[:1], y[:1], eps=-1.0)
+
+
+@pytest.mark.parametrize("n, batch_size, grad_batch_size", [(31, 4, 8), (30, 5, 5), (7, 10, 100)])
+def test_minibatch_gradients_without_per_sample_gradients(n, batch_size, grad_batch_size):
+    """Fisher terms from the groups' mean losses equal averaged per-sample gradients,
+    with several groups per call, one per call, and a last smaller group."""
+    net, (X, y) = tiny_net(), tiny_data(n)
+    eraser = NetworkEraser(
+        net,
+        torch.nn.CrossEntropyLoss(),
+        batch_size=batch_size,
+        grad_batch_size=grad_batch_size,
+        keep_gradients=True,
+        random_state=2,
+    ).fit(X, y)
+    G = eraser.per_sample_gradients(X, y)
+    order = np.random.default_rng(2).permutation(n)
+    expected = np.array(
+        [G[order[s : s + batch_size]].mean(axis=0) for s in range(0, n, batch_size)]
+    )
+    assert eraser.n_terms_ == len(expected)
+    assert_allclose(eraser.gradients_, expected, rtol=1e-10, atol=1e-13)
+    # The removal gradient is the sum of the per-sample gradients, in any chunking.
+    step = eraser.forget_step(X[: n // 2], y[: n // 2])
+    assert_allclose(step.gradient, G[: n // 2].sum(axis=0), rtol=1e-10, atol=1e-12)
+
+
+def test_minibatch_gradients_use_single_sample_losses():
+    """A loss that is not a mean over the batch (summed BCE) still gives averaged ∇ℓ_i."""
+    rng = np.random.default_rng(3)
+    X = torch.from_numpy(rng.normal(size=(12, 4)))
+    Y = torch.from_numpy((rng.normal(size=(12, 3)) > 0).astype(np.float64))
+    net = TorchLogistic(4, 3)
+    loss = torch.nn.BCEWithLogitsLoss(reduction="sum")
+    eraser = NetworkEraser(net, loss, batch_size=4, shuffle=False, keep_gradients=True)
+    eraser.fit(X, Y)
+    G = eraser.per_sample_gradients(X, Y)
+    assert_allclose(eraser.gradients_, G.reshape(3, 4, -1).mean(axis=1), rtol=1e-10)

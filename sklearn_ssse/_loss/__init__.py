@@ -32,13 +32,17 @@ from ._logistic import LogisticLoss
 from ._multinomial import MultinomialLoss
 from ._protocol import Loss
 from ._squared import SquaredLoss
+from ._squared_hinge import SquaredHingeLoss
+from ._tweedie import TweedieLoss
 
 __all__ = [
     "LOSSES",
     "Loss",
     "LogisticLoss",
     "MultinomialLoss",
+    "SquaredHingeLoss",
     "SquaredLoss",
+    "TweedieLoss",
     "augment",
     "curvature_factors",
 ]
@@ -48,4 +52,5 @@ LOSSES = {
     "log_loss": LogisticLoss,
     "squared_error": SquaredLoss,
     "multinomial_log_loss": MultinomialLoss,
+    "squared_hinge": SquaredHingeLoss,
 }

@@ -9,6 +9,10 @@
 * :func:`lcodec_select`: L-CODEC / FOCI selection of the units (neurons, conv filters)
   most tied to the removed samples' loss (Mehta et al., CVPR 2022), to restrict the
   update to their parameters.
+* :class:`FineTuneEraser`, :class:`NegGradEraser`, :class:`FisherForgettingEraser`: the
+  standard baselines of deep unlearning (fine-tuning on the remaining data, gradient ascent
+  on the removed samples, Fisher forgetting of Golatkar et al., CVPR 2020), with the same
+  ``fit`` / ``forget`` interface.
 
 Install with ``pip install "sklearn-ssse[torch]"``.
 """
@@ -22,13 +26,17 @@ except ImportError as error:  # pragma: no cover - exercised only without torch
         "The rest of sklearn_ssse works without it."
     ) from error
 
+from ._baselines import FineTuneEraser, FisherForgettingEraser, NegGradEraser
 from ._eraser import NetworkEraser, NetworkForgetStep
 from ._features import TorchFeatureExtractor
 from ._lcodec import codec, foci, lcodec_select
 from ._woodbury import MatrixFreeFisherInverse
 
 __all__ = [
+    "FineTuneEraser",
+    "FisherForgettingEraser",
     "MatrixFreeFisherInverse",
+    "NegGradEraser",
     "NetworkEraser",
     "NetworkForgetStep",
     "TorchFeatureExtractor",

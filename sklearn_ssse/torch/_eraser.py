@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from ..curvature import batch_average, sherman_morrison_inverse
+from ..curvature import sherman_morrison_inverse
 from ._woodbury import MatrixFreeFisherInverse
 
 __all__ = ["NetworkEraser", "NetworkForgetStep"]
@@ -127,7 +127,10 @@ class NetworkEraser:
     random_state : int, default=0
         Seed of that order.
     grad_batch_size : int, default=100
-        Samples per vectorized gradient computation (memory ``grad_batch_size × n_params``).
+        Samples per gradient computation: per-sample gradients are vectorized over this many
+        samples (memory ``grad_batch_size × n_params``); :meth:`fit` vectorizes
+        ``grad_batch_size // batch_size`` mini-batch gradients per call, and the summed
+        gradient of a removal request is one backward pass per ``grad_batch_size`` samples.
     keep_gradients : bool, default=False
         Keep the ``N × n_params`` averaged gradients after :meth:`fit`, which
         :meth:`forget` needs to build the curvature of a parameter ``subset`` (L-CODEC).
@@ -149,6 +152,9 @@ class NetworkEraser:
     gradients_ : ndarray of shape (`n_terms_`, `n_params_`)
         Only with ``keep_gradients=True``.
     fit_seconds_ : float
+        Wall-clock time of :meth:`fit`.
+    gradient_seconds_ : float
+        The part of it spent on the mini-batch gradients (the rest builds the blocks).
 
     Notes
     -----
@@ -346,12 +352,75 @@ class NetworkEraser:
         order = np.arange(X.shape[0])
         return np.vstack(list(self._gradient_chunks(X, y, order, self.grad_batch_size)))
 
+    def _group_loss(self):
+        """``(params, X_group, y_group) -> mean_i ℓ_i`` and the selected parameters.
+
+        The losses of the group are those of its samples taken one at a time (``loss_fn``
+        on batches of one), so the gradient is the mean of the per-sample gradients for
+        any ``loss_fn`` (in evaluation mode, where batch-norm does not couple samples).
+        """
+        names, named = self._selected()
+        wanted = set(names)
+        fixed = {n: p.detach() for n, p in named.items() if n not in wanted}
+        fixed.update(dict(self.module.named_buffers()))
+        selected = {n: named[n].detach() for n in names}
+        module, loss_fn = self.module, self.loss_fn
+        per_sample = vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)))
+
+        def group_loss(params, x, target):
+            out = functional_call(module, {**fixed, **params}, (x,))
+            return per_sample(out, target).mean()
+
+        return group_loss, names, selected
+
+    def _group_gradient_chunks(self, X, y, order, size, groups_per_call):
+        """Yield gradients of the mean loss of consecutive groups of ``size`` (in ``order``).
+
+        A group's averaged gradient is the gradient of its averaged loss, so no per-sample
+        gradient is formed: the cost is that of ordinary mini-batch backward passes,
+        several groups vectorized per call with ``vmap``. The last group may be smaller.
+        """
+        group_loss, names, selected = self._group_loss()
+        one = grad(group_loss)
+        many = vmap(one, in_dims=(None, 0, 0))
+        n_full = len(order) // size
+        flags = {m: m.training for m in self.module.modules()}
+        self.module.eval()
+        try:
+            for start in range(0, n_full, groups_per_call):
+                g = min(groups_per_call, n_full - start)
+                rows = torch.as_tensor(order[start * size : (start + g) * size], device=X.device)
+                xb, yb = X[rows], y[rows]
+                if g == 1:
+                    grads = {n: v.unsqueeze(0) for n, v in one(selected, xb, yb).items()}
+                else:
+                    xb = xb.reshape(g, size, *xb.shape[1:])
+                    grads = many(selected, xb, yb.reshape(g, size, *yb.shape[1:]))
+                flat = torch.cat([grads[n].reshape(g, -1) for n in names], dim=1)
+                yield flat.to("cpu", torch.float64).numpy()
+            if n_full * size < len(order):
+                rows = torch.as_tensor(order[n_full * size :], device=X.device)
+                grads = one(selected, X[rows], y[rows])
+                yield (
+                    torch.cat([grads[n].reshape(1, -1) for n in names], dim=1)
+                    .to("cpu", torch.float64)
+                    .numpy()
+                )
+        finally:
+            for m, flag in flags.items():
+                m.training = flag
+
     def _gradient_sum(self, X, y):
+        """``Σ_i ∇ℓ_i`` by ordinary backward passes over chunks (no per-sample gradients)."""
         X, y = self._tensors(X, y)
-        total = None
-        for g in self._gradient_chunks(X, y, np.arange(X.shape[0]), self.grad_batch_size):
-            total = g.sum(axis=0) if total is None else total + g.sum(axis=0)
-        return total, X.shape[0]
+        n = X.shape[0]
+        total = np.zeros(int(self._layout()[2][-1]))
+        order = np.arange(n)
+        for start in range(0, n, self.grad_batch_size):
+            rows = order[start : start + self.grad_batch_size]
+            for g in self._group_gradient_chunks(X, y, rows, len(rows), 1):
+                total += len(rows) * g[0]
+        return total, n
 
     # ------------------------------------------------------------------ curvature
     def _build_block(self, G, idx, diagonal_penalty):
@@ -392,18 +461,18 @@ class NetworkEraser:
         n = X.shape[0]
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(n) if self.shuffle else np.arange(n)
-        # Chunks hold whole mini-batches, so averaging never straddles two chunks.
-        chunk = self.batch_size * max(1, self.grad_batch_size // self.batch_size)
+        groups_per_call = max(1, self.grad_batch_size // self.batch_size)
         averaged = np.empty((-(-n // self.batch_size), d))
         row = 0
-        for c, g in enumerate(self._gradient_chunks(X, y, order, chunk)):
-            g = batch_average(g, self.batch_size)
+        gradient_start = time.perf_counter()
+        for g in self._group_gradient_chunks(X, y, order, self.batch_size, groups_per_call):
             averaged[row : row + len(g)] = g
             row += len(g)
             if self.progress:
-                print(f"\rgradients {min((c + 1) * chunk, n)}/{n}", end="", flush=True)
+                print(f"\rgradients {min(row * self.batch_size, n)}/{n}", end="", flush=True)
         if self.progress:
             print(flush=True)
+        gradient_seconds = time.perf_counter() - gradient_start
         if not np.all(np.isfinite(averaged)):
             raise ValueError("Some per-sample gradients are not finite.")
         penalty = self._penalty_vector(names, offsets) / n
@@ -421,6 +490,7 @@ class NetworkEraser:
         if self.keep_gradients:
             self.gradients_ = averaged
         self.fit_seconds_ = time.perf_counter() - start_time
+        self.gradient_seconds_ = gradient_seconds
         return self
 
     @property
