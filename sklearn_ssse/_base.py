@@ -1,4 +1,10 @@
-"""Shared machinery of the unlearnable linear estimators: curvature build and ``forget``.
+"""Shared machinery of the unlearnable linear estimators: curvature build and the forget plan.
+
+``UnlearnableLinearMixin`` is composed of one mixin per concern, each in a module of its own
+(see ``doc/architecture.rst``): the transaction (``_transaction``), persistence
+(``_persistence``), the erasure record (``_record``), validation (``_validation``), the ridge
+accuracy check (``_accuracy``), certified bookkeeping (``_certified``), the out-of-core fits
+(``_out_of_core``) and the membership check (``_membership``).
 
 Conventions (worked out in ``doc/method.rst``). scikit-learn minimizes
 ``J(θ) = C·Σ_i ℓ_i(θ) + ½‖w‖²``; dividing by ``C`` gives ``Σ_i ℓ_i + ½·wᵀPw`` with
@@ -231,7 +237,7 @@ class UnlearnableLinearMixin(
         self._fit_certificate(X, Y)
         return self
 
-    # ------------------------------------------------------------------ forgetting
+    # ------------------------------------------------------------------ the forget plan
     def _count_labels(self, Y):
         """Positive and total sample counts per label (classifiers), to warn when a request
         leaves a label with a single class."""
