@@ -198,7 +198,7 @@ def bound_rows(quick=False, seed=0, only=None):
             for _ in range(2 if r % 3 == 2 else 1):  # every third request is a sequence
                 rows_ = rng.choice(np.flatnonzero(keep), max(1, size), replace=False)
                 tick = time.perf_counter()
-                erased.forget(X[rows_], Y[rows_])
+                erased.forget(X[rows_], Y[rows_], bound="tight")
                 forget_time += time.perf_counter() - tick
                 keep[rows_] = False
                 refit = tight_refit(X[keep], Y[keep], C)

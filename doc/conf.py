@@ -111,7 +111,7 @@ html_theme_options = {
     # Every top-level page in the navbar (the default hides all but five under "More"),
     # with the short titles of the toctree in index.rst so that they fit in one row at
     # 1280 px.
-    "header_links_before_dropdown": 9,
+    "header_links_before_dropdown": 8,
     "navbar_align": "left",
 }
 

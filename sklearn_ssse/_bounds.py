@@ -188,8 +188,13 @@ def bound_unavailable_reason(estimator):
     return None
 
 
-def plan_bounds(estimator, plan, step, eps):
+def plan_bounds(estimator, plan, step, eps, *, exact=False):
     """The residual state after applying ``step`` (L, d̃) for ``plan``, and the bounds.
+
+    ``exact``: spend a dense inverse and eigendecompositions per block (blocks of at most
+    ``EXACT_MAX_SIZE`` parameters) on a tighter bound; otherwise the nearly free trace
+    bound, which is as rigorous. ``forget`` asks for the exact one when ``max_distance`` is
+    given, so that an erasure without a limit costs what it did before bounds existed.
 
     Returns ``(state, fields)``: new attribute values and the erasure-log fields."""
     if not has_fit_state(estimator):
@@ -244,7 +249,7 @@ def plan_bounds(estimator, plan, step, eps):
     size = theta_now.shape[1]
     shared = estimator._shared_block
     n_labels = theta_now.shape[0]
-    exact = size <= EXACT_MAX_SIZE
+    exact = exact and size <= EXACT_MAX_SIZE
     spectra = _dense_spectra if exact else _trace_spectra
     penalized = gram + np.diag(estimator._penalty_vector())
     leverage = _current_leverage(estimator, penalized) if gamma > 0 and exact else 1.0

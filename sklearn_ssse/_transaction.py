@@ -131,7 +131,9 @@ class ForgetTransactionMixin:
         coef, intercept = self._split_theta(plan.direction)
         return ForgetStep(coef, intercept, plan.n_removed)
 
-    def forget(self, X_removed, y_removed, eps=None, *, sample_weight=None, max_distance=None):
+    def forget(
+        self, X_removed, y_removed, eps=None, *, sample_weight=None, max_distance=None, bound=None
+    ):
         """Erase training samples from the fitted model in one closed-form step.
 
         Applies, per curvature block, ``θ ← θ + ε/(n−k) · B⁻¹ · Σ_{i∈S} ∇ℓ_i(θ)`` and
@@ -159,6 +161,12 @@ class ForgetTransactionMixin:
             its guaranteed bound on the distance ``‖θ̂ − θ₋S‖`` to the exact refit exceeds
             this (see ``doc/bounds.rst``); ``None`` accepts every request. Every request
             records the bound in :attr:`erasure_log_` (``distance_bound``).
+        bound : {"fast", "tight"}, default=None
+            How the recorded bound is computed. Both are guaranteed; ``"fast"`` bounds
+            ``‖M'⁻¹‖`` by its trace (nearly free), ``"tight"`` spends a dense inverse and
+            eigendecompositions per curvature block (blocks up to 400 parameters; about as
+            much as the step itself on yeast) and is finite for larger requests. ``None``:
+            ``"tight"`` when ``max_distance`` is given, else ``"fast"``.
 
         Returns
         -------
@@ -204,6 +212,9 @@ class ForgetTransactionMixin:
             and max_distance >= 0
         ):
             raise ValueError(f"max_distance must be a number >= 0 or None, got {max_distance!r}.")
+        if bound not in (None, "fast", "tight"):
+            raise ValueError(f"bound must be 'fast', 'tight' or None, got {bound!r}.")
+        tight = bound == "tight" or (bound is None and max_distance is not None)
         with self._lock():
             plan = self._plan_forget(X_removed, y_removed, sample_weight)
             theta_now = self._get_theta()
@@ -234,7 +245,7 @@ class ForgetTransactionMixin:
             entry.update(
                 accuracy or {"normal_equation_residual": None, "accuracy_repair": "unchecked"}
             )
-            bound_state, bound_fields = _bounds.plan_bounds(self, plan, step, eps)
+            bound_state, bound_fields = _bounds.plan_bounds(self, plan, step, eps, exact=tight)
             entry.update(bound_fields)
             bound = bound_fields["distance_bound"]
             if max_distance is not None and (bound is None or not bound <= max_distance):

@@ -242,7 +242,7 @@ def test_the_distance_bound_is_never_below_the_true_distance(name, C, n_requests
         keep = np.ones(len(X), dtype=bool)
         for _ in range(2):
             rows = rng.choice(np.flatnonzero(keep), max(1, size // 2), replace=False)
-            erased.forget(X[rows], Y[rows])
+            erased.forget(X[rows], Y[rows], bound="tight")
             keep[rows] = False
             refit = _tight_refit(X[keep], Y[keep], C)
             distance = np.linalg.norm(_theta(erased) - refit)
@@ -277,21 +277,28 @@ def test_the_bound_holds_on_random_problems(seed, k, C, fit_intercept):
     y = (X @ rng.standard_normal(d) + rng.standard_normal(n) > 0).astype(int)
     model = UnlearnableLogisticRegression(C=C, fit_intercept=fit_intercept, tol=1e-10).fit(X, y)
     rows = rng.choice(n, k, replace=False)
-    model.forget(X[rows], y[rows])
+    fast = copy.deepcopy(model).forget(X[rows], y[rows])  # the default, nearly free bound
+    model.forget(X[rows], y[rows], bound="tight")
     keep = np.setdiff1d(np.arange(n), rows)
     refit = LogisticRegression(
         C=C, fit_intercept=fit_intercept, tol=1e-12, solver="newton-cholesky", max_iter=1000
     ).fit(X[keep], y[keep])
     theta_ref = np.r_[refit.coef_[0], refit.intercept_] if fit_intercept else refit.coef_[0]
     theta = np.r_[model.coef_[0], model.intercept_] if fit_intercept else model.coef_[0]
-    assert model.erasure_log_[-1]["distance_bound"] >= np.linalg.norm(theta - theta_ref) - 1e-9
+    distance = np.linalg.norm(theta - theta_ref)
+    tight = model.erasure_log_[-1]
+    assert tight["distance_bound"] is None or tight["distance_bound"] >= distance - 1e-9
+    assert tight["bound_method"] == "eigh"
+    loose = fast.erasure_log_[-1]
+    assert loose["bound_method"] == "trace"
+    assert loose["distance_bound"] is None or loose["distance_bound"] >= distance - 1e-9
 
 
 def test_max_distance_refuses_and_changes_nothing():
     X, y = _bundled("breast_cancer")
     model = UnlearnableLogisticRegression(C=0.5).fit(X, y)
     before = pickle.dumps(model)
-    probe = copy.deepcopy(model).forget(X[:3], y[:3])
+    probe = copy.deepcopy(model).forget(X[:3], y[:3], bound="tight")
     bound = probe.erasure_log_[-1]["distance_bound"]
     assert np.isfinite(bound)
     with pytest.raises(RefitRequired, match="max_distance") as caught:
