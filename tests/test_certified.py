@@ -83,7 +83,9 @@ SCENARIOS = {
         4,
     ),
     "ridge-single": (
-        lambda: UnlearnableRidge(alpha=0.1, certified=True, random_state=0),
+        lambda: UnlearnableRidge(
+            alpha=0.1, certified=True, random_state=0, reproducible_noise=True
+        ),
         diabetes,
         1,
         60,
@@ -91,7 +93,12 @@ SCENARIOS = {
     ),
     "ridge-eps-half": (
         lambda: UnlearnableRidge(
-            alpha=0.1, certified=True, random_state=0, eps=0.5, noise_sigma=1e4
+            alpha=0.1,
+            certified=True,
+            random_state=0,
+            reproducible_noise=True,
+            eps=0.5,
+            noise_sigma=1e4,
         ),
         diabetes,
         1,
@@ -99,7 +106,9 @@ SCENARIOS = {
         3,
     ),
     "ridge-two-targets": (
-        lambda: UnlearnableRidge(alpha=0.1, certified=True, random_state=0),
+        lambda: UnlearnableRidge(
+            alpha=0.1, certified=True, random_state=0, reproducible_noise=True
+        ),
         diabetes_two_targets,
         3,
         20,
