@@ -97,9 +97,12 @@ def test_step_is_exact_when_the_active_set_does_not_change():
     # the fit's own residual, which the step takes off (a generalized Newton step from
     # where liblinear stopped, exact while the active set holds).
     before = _theta(model).copy()
-    model.forget(X[inactive], y[inactive])
-    np.testing.assert_allclose(_theta(model), before, rtol=1e-6, atol=1e-8)
     rows = np.setdiff1d(np.arange(len(y)), inactive)
+    ones = np.ones(len(y))
+    expected = _dense_step(before, X, y, model.classes_, rows, inactive, ones, C, 1.0)
+    model.forget(X[inactive], y[inactive])
+    np.testing.assert_allclose(_theta(model), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(_theta(model), before, rtol=1e-6, atol=1e-8)
     refit = LinearSVC(C=C, **TIGHT).fit(X[rows], y[rows])
     np.testing.assert_allclose(_theta(model), _theta(refit), rtol=1e-6, atol=1e-8)
 
