@@ -28,7 +28,7 @@ from scipy.special import softmax
 
 from ._certified import RemovalBudgetError, loss_gamma, taylor_remainder
 from ._loss import augment
-from .curvature._streaming import chunk_fit_state, row_norms  # noqa: F401 (re-exported)
+from .curvature._streaming import row_norms
 
 __all__ = ["RefitRequired"]
 
