@@ -344,7 +344,8 @@ class _UnlearnableGLM(UnlearnableLinearMixin, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=np.float64)
-        raw = np.asarray(X @ self.coef_).ravel() + self.intercept_
+        state = self._committed()  # coef_ and intercept_ of one committed state
+        raw = np.asarray(X @ state["coef_"]).ravel() + state["intercept_"]
         return np.exp(raw) if self._link() == "log" else raw
 
     def score(self, X, y, sample_weight=None):

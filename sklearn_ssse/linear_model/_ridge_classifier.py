@@ -181,7 +181,8 @@ class UnlearnableRidgeClassifier(ClassifierMixin, UnlearnableRidge):
         """Scores ``Xw + b``: shape (n,) for binary, (n, n_classes) otherwise."""
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=np.float64)
-        scores = np.asarray(X @ np.atleast_2d(self.coef_).T) + self.intercept_
+        state = self._committed()  # coef_ and intercept_ of one committed state
+        scores = np.asarray(X @ np.atleast_2d(state["coef_"]).T) + state["intercept_"]
         return scores[:, 0] if len(self.classes_) == 2 else scores
 
     def predict(self, X):

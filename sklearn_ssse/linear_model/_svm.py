@@ -274,7 +274,8 @@ class UnlearnableLinearSVC(UnlearnableLinearMixin, ClassifierMixin, BaseEstimato
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=np.float64)
-        scores = np.asarray(X @ self.coef_.T) + self.intercept_
+        state = self._committed()  # coef_ and intercept_ of one committed state
+        scores = np.asarray(X @ state["coef_"].T) + state["intercept_"]
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict(self, X):
