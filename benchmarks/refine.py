@@ -15,6 +15,8 @@ rest is reached, measured side by side in one process:
   the fitted ``θ*``; for each, the loosest of ``tol ∈ {1e-6, 1e-8, 1e-10, 1e-12}`` that
   reaches the accuracy is the one timed (as if it were known in advance).
 
+Every time is the best of three runs, one BLAS thread for all.
+
 Accuracy: ``‖θ − θ₋S‖ ≤ 1e-8·‖θ₋S‖`` against a tight refit (Newton–Cholesky at
 ``tol=1e-12``, run first and not timed). Passes: data passes of ``refine`` (each over all
 labels) and scikit-learn's solver iterations summed over the labels divided by the number
@@ -53,6 +55,7 @@ except ImportError:  # pragma: no cover
     from benchmarks.run import celeba_like
 
 ACCURACY = 1e-8
+REPEATS = 3
 TOLERANCES = (1e-6, 1e-8, 1e-10, 1e-12)
 
 
@@ -124,16 +127,22 @@ def scenario(name, quick, seed=0):
         "erased_error": error(theta_of(model)),
         "reference_seconds": reference_seconds,
     }
-    refined = copy.deepcopy(model)
-    tick = time.perf_counter()
-    refined.refine(Xk, Yk)
-    seconds = time.perf_counter() - tick
+    # Best of REPEATS for every timed method (the machine is shared).
+    seconds = np.inf
+    for _ in range(REPEATS):
+        candidate = copy.deepcopy(model)
+        tick = time.perf_counter()
+        candidate.refine(Xk, Yk)
+        elapsed = time.perf_counter() - tick
+        if elapsed < seconds:
+            seconds, refined = elapsed, candidate
     entry = refined.erasure_log_[-1]
     row["refine"] = {
         "seconds": seconds,
         "seconds_to_solution": entry["seconds_to_solution"],
         "passes": entry["n_passes"],
         "curvature_rebuilds": entry["n_curvature_rebuilds"],
+        "rejected_steps": entry["n_rejected_steps"],
         "error": error(theta_of(refined)),
     }
     for solver in ("lbfgs", "newton-cholesky"):
@@ -149,6 +158,9 @@ def scenario(name, quick, seed=0):
                 )
                 if result["error"] <= ACCURACY:
                     break
+            for _ in range(REPEATS - 1):
+                _, _, seconds = sklearn_refit(Xk, Yk, C, solver, result["tol"], start)
+                result["seconds"] = min(result["seconds"], seconds)
             result["reached"] = result["error"] <= ACCURACY
             row[f"{solver} {mode}"] = result
     # Against the fastest warm-started refit that reaches the accuracy (lbfgs does not,

@@ -26,8 +26,9 @@ import scipy.sparse as sp
 from scipy import linalg
 from scipy.special import softmax
 
-from ._certified import RemovalBudgetError, loss_gamma, taylor_remainder
+from ._certified import RemovalBudgetError, loss_gamma, taylor_remainder_from_forms
 from ._loss import augment
+from .curvature._build import blas_gemm_update
 from .curvature._streaming import row_norms
 
 __all__ = ["RefitRequired"]
@@ -211,7 +212,7 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     rhs = Delta - (plan.residual if plan.residual is not None else 0.0)
     # A new array (copy on write); Xᵀ_S X_S is symmetric to round-off, which the bounds'
     # quadratic forms do not notice (no symmetrizing copy of a d̃×d̃ matrix per request).
-    gram = estimator._bound_gram - Xt.T @ Xt
+    gram = _downdated_gram(estimator._bound_gram, Xt)
     # M'v from the identity the solve satisfies (M' is never formed): K·v = c·eps·rhs.
     scale = 1.0 if estimator.leave_out else m_old / m_new
     Mv = eps * scale * rhs
@@ -251,9 +252,12 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     n_labels = theta_now.shape[0]
     exact = exact and size <= EXACT_MAX_SIZE
     spectra = _dense_spectra if exact else _trace_spectra
-    penalized = gram + np.diag(estimator._penalty_vector())
-    leverage = _current_leverage(estimator, penalized) if gamma > 0 and exact else 1.0
-    grams = (gram, penalized) if gamma > 0 else ()
+    penalty = estimator._penalty_vector()
+    # A' = G' + P is formed only for the exact spectra; the quadratic forms below add P's
+    # diagonal term instead of reading another d̃×d̃ matrix.
+    penalized = gram + np.diag(penalty) if gamma > 0 and exact else None
+    leverage = _current_leverage(estimator, penalized) if penalized is not None else 1.0
+    grams = (gram, penalized) if penalized is not None else ()
     # The curvature after the request: the stored one with the prepared change, or the
     # fresh factorization that ridge's accuracy check made of the downdated matrix.
     refactored = getattr(plan, "refactored", None)
@@ -263,7 +267,7 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     lam, lam_min, kappas = spectra(curvature, change, grams)
     if shared:
         lam, lam_min = np.broadcast_to(lam, (n_labels,)), np.broadcast_to(lam_min, (n_labels,))
-    penalty_max = estimator._penalty_vector().max()
+    penalty_max = penalty.max()
     # ‖M'‖₂ ≤ max ℓ''·‖G‖₂ + max P (‖G‖₂ ≤ ‖G‖_F), or exactly 1/λ_min(M'⁻¹).
     M_norm = _hessian_bound(loss) * np.linalg.norm(gram) + penalty_max
     M_norm = np.minimum(M_norm, np.where(lam_min > 0, 1.0 / np.maximum(lam_min, 1e-300), np.inf))
@@ -291,24 +295,22 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     else:
         drift_old = theta_now - theta_fit
         drift_new = drift_old + step
+        # ‖X̃u‖² = uᵀG'u for the drifts and the step: one pass over G' for all labels.
+        forms = _quadratic_forms(gram, drift_old, drift_new, step)
         # max_i |x̃_iᵀu| ≤ min(R‖u‖, ‖X̃u‖) for the remaining samples (one term of ‖X̃u‖²).
-        reach_old = _reach(drift_old, gram, penalized, radius, leverage)
-        reach_new = _reach(drift_new, gram, penalized, radius, leverage)
+        reach_old = _reach(drift_old, forms[0], penalty, radius, leverage)
+        reach_new = _reach(drift_new, forms[1], penalty, radius, leverage)
         # The logistic ℓ'' is log-1-Lipschitz (|ℓ'''| ≤ ℓ''), so along the step
         # |ℓ''(z) − ℓ''(z₀)| ≤ ℓ''(z₀)·(e^ζ − 1) and the Taylor remainder of the gradient
         # has ‖·‖_{M'⁻¹} ≤ (e^ζ − 1)·‖v‖_{M'}.
-        omega = np.expm1(np.maximum(reach_old, reach_new))
+        with np.errstate(over="ignore"):  # inf: no bound exists (reported as such)
+            omega = np.expm1(np.maximum(reach_old, reach_new))
         step_M = np.sqrt(np.maximum(np.einsum("ld,ld->l", step, Mv), 0.0))
         remainder_dual = omega * step_M
         g_M = r_dual + np.sqrt(lam) * carried + remainder_dual
         # The same remainder in the 2-norm, for the residual carried to later requests:
         # the Guo et al. form (shared with the certificate) or the dual one converted.
-        guo = np.array(
-            [
-                taylor_remainder(gram, radius, gamma, drift_old[label], step[label])
-                for label in range(n_labels)
-            ]
-        )
+        guo = taylor_remainder_from_forms(forms[0], forms[2], radius, gamma)
         error = carried + np.minimum(guo, remainder_dual * np.sqrt(M_norm))
         # max_i |x̃_iᵀu| over ‖u‖_{M'} ≤ 1: R√Λ, √λ_max(M'⁻¹G') or √(h·λ_max(M'⁻¹A')).
         reach = radius * np.sqrt(lam)
@@ -340,13 +342,30 @@ def _fields(distance, gradient, method, note):
     }
 
 
-def _reach(u, gram, penalized, radius, leverage):
+def _downdated_gram(gram, Xt):
+    """``G − X̃_SᵀX̃_S`` as a new array: one copy and one in-place ``?gemm`` (no ``d̃×d̃``
+    temporary for the product)."""
+    if sp.issparse(Xt):
+        return gram - (Xt.T @ Xt).toarray()
+    Xt = np.asarray(Xt, dtype=np.float64)
+    return blas_gemm_update(np.array(gram, dtype=np.float64, order="F"), Xt.T, Xt, -1.0)
+
+
+def _quadratic_forms(gram, *vectors):
+    """``uᵀGu`` for every row ``u`` of each ``(L, d̃)`` array, from one ``?gemm`` over ``G``:
+    an array of shape ``(len(vectors), L)``."""
+    U = np.vstack(vectors)
+    forms = np.einsum("ld,ld->l", U @ gram, U)
+    return np.maximum(forms, 0.0).reshape(len(vectors), -1)
+
+
+def _reach(u, data_form, penalty, radius, leverage):
     """``min(R‖u‖, ‖X̃u‖, √h·‖u‖_A)`` per row of ``u``: a bound of ``max_i |x̃_iᵀu|`` over
     the remaining samples (``|x̃_iᵀu|`` is one term of ``‖X̃u‖²``; ``h`` bounds their
-    leverage ``x̃_iᵀA⁻¹x̃_i`` for ``A = G + P``)."""
+    leverage ``x̃_iᵀA⁻¹x̃_i`` for ``A = G + P``). ``data_form`` is ``uᵀGu`` per row."""
     euclid = radius * np.linalg.norm(u, axis=1)
-    data = np.sqrt(np.maximum(np.einsum("ld,de,le->l", u, gram, u), 0.0))
-    weighted = np.sqrt(leverage * np.maximum(np.einsum("ld,de,le->l", u, penalized, u), 0.0))
+    data = np.sqrt(data_form)
+    weighted = np.sqrt(leverage * (data_form + np.einsum("ld,d,ld->l", u, penalty, u)))
     return np.minimum(np.minimum(euclid, data), weighted)
 
 
@@ -369,8 +388,9 @@ def _current_leverage(estimator, penalized):
 def _self_concordant_radius(g, zeta, c):
     """Smallest ``τ`` with ``e^{−ζ}(1 − e^{−cτ})/c ≥ g`` (``inf`` if none): beyond it the
     directional derivative of ``F`` along every ray from ``θ̂`` is positive."""
-    x = c * g * np.exp(zeta)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # Far from the fit e^ζ overflows: then there is no radius (inf), not a warning.
+        x = c * g * np.exp(zeta)
         tau = -np.log1p(-np.minimum(x, 1.0)) / c
     return np.where(x < 1, tau, np.inf)
 

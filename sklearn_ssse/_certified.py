@@ -203,8 +203,17 @@ def taylor_remainder(gram, radius, gamma, drift, step):
     distance bound of :mod:`sklearn_ssse._bounds`."""
     if gamma == 0:
         return 0.0
-    Xv = np.sqrt(max(float(step @ gram @ step), 0.0))
-    Xdrift = np.sqrt(max(float(drift @ gram @ drift), 0.0))
+    return float(
+        taylor_remainder_from_forms(
+            float(drift @ gram @ drift), float(step @ gram @ step), radius, gamma
+        )
+    )
+
+
+def taylor_remainder_from_forms(drift_form, step_form, radius, gamma):
+    """:func:`taylor_remainder` from ``δᵀGδ`` and ``vᵀGv`` (scalars or arrays, per label)."""
+    Xv = np.sqrt(np.maximum(step_form, 0.0))
+    Xdrift = np.sqrt(np.maximum(drift_form, 0.0))
     return gamma * radius * (Xdrift * Xv + 0.5 * Xv**2)
 
 

@@ -65,7 +65,9 @@ def _install_curvature(estimator, grams, n, theta, digests, penalized=False, lab
     return estimator
 
 
-def rebuild_curvature(estimator, chunks, *, fingerprints=True, _normal_equations_valid=False):
+def rebuild_curvature(
+    estimator, chunks, *, fingerprints=True, _normal_equations_valid=False, _bound_gram=None
+):
     """Stage 2 of the two-stage protocol: build a fitted estimator's curvature in one pass.
 
     The estimator's parameters (``coef_``, ``intercept_``) must already be fitted on exactly
@@ -102,6 +104,7 @@ def rebuild_curvature(estimator, chunks, *, fingerprints=True, _normal_equations
         curvature=estimator.curvature,
         shared=estimator._shared_block,
         fingerprints=fingerprints,
+        bound_gram=_bound_gram is None,
     )
     total = _map_reduce(chunks, kernel)
     if total["n_features"] != estimator.n_features_in_:
@@ -116,7 +119,12 @@ def rebuild_curvature(estimator, chunks, *, fingerprints=True, _normal_equations
         estimator.__dict__.pop("_normal_gram", None)
         estimator.__dict__.pop("_normal_rhs", None)
     # A copy: installing the curvature adds the penalty to the summed Grams in place.
-    bound_gram = total["bound_gram"] if "bound_gram" in total else grams[0].copy()
+    if _bound_gram is not None:  # the caller's, of exactly these rows
+        bound_gram = _bound_gram
+    elif "bound_gram" in total:
+        bound_gram = total["bound_gram"]
+    else:
+        bound_gram = grams[0].copy()
     _install_curvature(estimator, _unstack(grams), total["n"], theta, total.get("digests"))
     # The fit's residual, the unweighted Gram and R of the per-request bounds (``_bounds``).
     store_fit_state_from_stats(estimator, total, bound_gram)

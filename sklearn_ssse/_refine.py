@@ -25,7 +25,7 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from ._loss import LOSSES, augment
+from ._loss import LOSSES
 
 __all__ = ["refine"]
 
@@ -40,34 +40,58 @@ def _gradient_kernel(X, Y, *, theta, fit_intercept, target, loss_name, fingerpri
             f"{theta.shape[1] - int(fit_intercept)}."
         )
     Ye = _encode(Y, target)
-    Xt = augment(X, fit_intercept)
-    raw = np.asarray(Xt @ theta.T)
-    weights = LOSSES[loss_name].gradient(raw, Ye)
-    out = {"n": X.shape[0], "n_features": X.shape[1], "gradient": np.asarray(Xt.T @ weights).T}
+    digests = _fingerprints(X, Ye) if fingerprints else None
+    if theta.shape[0] != Ye.shape[1]:  # several points at once, stacked label-major
+        Ye = np.tile(Ye, (1, theta.shape[0] // Ye.shape[1]))
+    # X̃ = [X, 1] is never formed: that would copy the chunk on every pass.
+    p = X.shape[1]
+    raw = np.asarray(X @ theta[:, :p].T)
+    if fit_intercept:
+        raw = raw + theta[:, p]
+    loss = LOSSES[loss_name]
+    weights = loss.gradient(raw, Ye)
+    gradient = np.asarray(X.T @ weights).T
+    if fit_intercept:
+        gradient = np.hstack([gradient, weights.sum(axis=0)[:, None]])
+    out = {
+        "n": X.shape[0],
+        "n_features": p,
+        "gradient": gradient,
+        "loss": loss.loss(raw, Ye).sum(axis=0),  # per label, for the step acceptance
+    }
     if fingerprints:
-        out["digests"] = _fingerprints(X, Ye)
+        out["digests"] = digests
     return out
 
 
-def _anderson(history_x, history_f, x, f, depth=5):
-    """The step of Anderson mixing (type II) of the fixed-point map ``x + f(x)``, per label.
+class _Mixing:
+    """Anderson mixing (type II) of the fixed-point map ``x + f(x)``, one history per label.
 
     The chord iteration contracts linearly, by ``‖I − M'⁻¹∇²F‖``; mixing the last few
     iterates removes the slow directions at the cost of a few small least-squares problems.
+    A label's history is dropped when its step is rejected (see :func:`refine`).
     """
-    history_x.append(x.copy())
-    history_f.append(f.copy())
-    if len(history_x) > depth + 1:
-        del history_x[0], history_f[0]
-    if len(history_x) < 2:
-        return f
-    dX = np.stack([b - a for a, b in zip(history_x, history_x[1:])], axis=2)  # (L, d, j)
-    dF = np.stack([b - a for a, b in zip(history_f, history_f[1:])], axis=2)
-    step = f.copy()
-    for label in range(f.shape[0]):
-        coeffs = np.linalg.lstsq(dF[label], f[label], rcond=1e-10)[0]
-        step[label] = f[label] - (dX[label] + dF[label]) @ coeffs
-    return step
+
+    def __init__(self, n_labels, depth=5):
+        self.depth = depth
+        self.history = [([], []) for _ in range(n_labels)]
+
+    def reset(self, labels=None):
+        for label in range(len(self.history)) if labels is None else labels:
+            self.history[label] = ([], [])
+
+    def step(self, label, x, f):
+        xs, fs = self.history[label]
+        xs.append(x.copy())
+        fs.append(f.copy())
+        if len(xs) > self.depth + 1:
+            del xs[0], fs[0]
+        if len(xs) < 2:
+            return f
+        dX = np.stack([b - a for a, b in zip(xs, xs[1:])], axis=1)  # (d, j)
+        dF = np.stack([b - a for a, b in zip(fs, fs[1:])], axis=1)
+        coeffs = np.linalg.lstsq(dF, f, rcond=1e-10)[0]
+        return f - (dX + dF) @ coeffs
 
 
 def _as_source(X, y):
@@ -88,8 +112,14 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
     def curvature_pass(estimator, source, *, fingerprints):
         # Ridge's stored normal equations are those of the samples still in the model
         # (downdated exactly with each request), so they stay valid.
+        # So are the unweighted Gram of the bounds (downdated the same way): only the
+        # curvature blocks and the residual depend on θ.
         return rebuild_curvature(
-            estimator, source, fingerprints=fingerprints, _normal_equations_valid=True
+            estimator,
+            source,
+            fingerprints=fingerprints,
+            _normal_equations_valid=True,
+            _bound_gram=estimator.__dict__.get("_bound_gram"),
         )
 
     stored = estimator.__dict__.get("fingerprints_")
@@ -127,7 +157,13 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
     )
     theta = estimator._get_theta()
     penalty = estimator._penalty_vector()
-    first = _map_reduce(source, partial(kernel, theta=theta, fingerprints=True))
+    # The first pass also evaluates the fitted θ₀ (where the stored curvature was taken):
+    # a label starts from whichever of θ̂ and θ₀ has the lower objective on the remaining
+    # data, so that an erasure step that overshot (near-separable data, a large request)
+    # costs nothing here.
+    theta_fit = getattr(estimator, "_theta_at_fit", None)
+    candidates = theta if theta_fit is None else np.vstack([theta, theta_fit])
+    first = _map_reduce(source, partial(kernel, theta=candidates, fingerprints=True))
     if first["n_features"] != estimator.n_features_in_:
         raise ValueError(
             f"X_remaining has {first['n_features']} features, the model {estimator.n_features_in_}."
@@ -148,56 +184,106 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
     theta_erased = theta
     curvature, shared = estimator.curvature_, estimator._shared_block
     passes, n_iter, rebuilt = 1, 0, 0
-    gradient = first["gradient"] + theta * penalty
-    gradient_start = float(np.linalg.norm(gradient))
-    history_x, history_f = [], []  # Anderson mixing, per label
+    n_labels = theta.shape[0]
+    u = np.finfo(np.float64).eps
+
+    def objective_of(stats, theta):
+        return stats["loss"] + 0.5 * np.einsum("ld,d,ld->l", theta, penalty, theta)
+
+    objectives = objective_of(first, candidates).reshape(-1, n_labels)
+    gradients = (first["gradient"] + candidates * penalty).reshape(-1, n_labels, theta.shape[1])
+    gradient_start = float(np.linalg.norm(gradients[0]))
+    best = np.argmin(objectives, axis=0)  # per label: 0 the erased θ̂, 1 the fitted θ₀
+    labels = np.arange(n_labels)
+    theta = candidates.reshape(-1, n_labels, theta.shape[1])[best, labels]
+    gradient = gradients[best, labels]
+    objective = objectives[best, labels]
+    n_restarted = int(np.sum(best == 1))
+    mixing = _Mixing(n_labels)
+    # Globalization: a label's step is taken only if it does not increase its objective
+    # (beyond the round-off of the sum); otherwise that label stays, its mixing history is
+    # dropped and its next step is the plain preconditioned step, halved until it is
+    # accepted. The plain step −M⁻¹∇F is a descent direction for any positive definite M,
+    # so short enough ones decrease F: undamped Newton or mixing from far away can diverge
+    # on near-separable data.
+    scale = np.ones(n_labels)
+    n_rejected = 0
+    rejections = []  # per iteration: were any steps rejected
     # Passes × cost: a curvature pass costs about d̃/2 gradient passes in flops (at BLAS-3
-    # speed, so about d̃/8 in time until one is measured). Rebuild when the chord iterations
-    # still needed at the observed contraction rate would take longer than a rebuild.
+    # speed, so about d̃/8 chord iterations in time until one is measured). Rebuild when the
+    # chord iterations still needed at the observed contraction would take longer.
     max_rebuilds = 8
-    gradient_seconds = time.perf_counter() - start
-    rebuild_seconds = gradient_seconds * theta.shape[1] / 8
-    previous = np.inf
+    rebuild_seconds = None  # measured at the first rebuild
+    iteration_seconds = None  # of the last chord iteration: solve, mixing, gradient pass
+    sizes = []  # the step sizes since the curvature was last (re)built
     n_iter, converged = 0, False
     while n_iter < max_iter:
         n_iter += 1
+        tick = time.perf_counter()
         m = curvature.n_samples_
         if shared:
             f = -curvature.solve([gradient.T])[0].T / m
         else:
             f = -np.stack(curvature.solve(list(gradient))) / m
         size = float(np.linalg.norm(f))
-        # The distance left is about size·ρ/(1 − ρ) for a contraction by ρ per iteration.
+        previous = sizes[-1] if sizes else np.inf
+        # The distance left is about size·ρ/(1 − ρ) for a contraction by ρ per iteration
+        # (the last step's ratio: conservative when the mixing is not monotone).
         rate = min(size / previous, 0.999) if np.isfinite(previous) else 0.5
-        if size * max(rate / (1 - rate), 1.0) <= tol * max(float(np.linalg.norm(theta)), 1.0):
+        target = tol * max(float(np.linalg.norm(theta)), 1.0)
+        if size * max(rate / (1 - rate), 1.0) <= target:
             converged = True
             break
-        target = tol * max(float(np.linalg.norm(theta)), 1.0)
-        remaining = np.log(target / size) / np.log(rate) if 0 < rate < 1 else np.inf
-        measured = np.isfinite(previous)  # a rate needs two steps with the same curvature
-        slow = measured and rate > 0.2 and remaining * gradient_seconds > rebuild_seconds
-        if slow and not shared and rebuilt < max_rebuilds:
+        slow = False
+        if not shared and rebuilt < max_rebuilds and sum(rejections[-3:]) >= 2:
+            # Steps keep overshooting: the stored curvature is far from this point's.
+            slow = True
+        elif len(sizes) >= 2 and not shared and rebuilt < max_rebuilds:
+            # Anderson mixing is not monotone, so one step's ratio says little about the
+            # contraction: take it over the last (up to) three steps.
+            window = min(3, len(sizes))
+            trend = (size / sizes[-window]) ** (1.0 / window)
+            remaining = np.log(target / size) / np.log(trend) if 0 < trend < 1 else np.inf
+            rebuild_cost = rebuild_seconds or iteration_seconds * theta.shape[1] / 8
+            slow = trend > 0.2 and remaining * iteration_seconds > rebuild_cost
+        if slow:
             # The stored curvature contracts too slowly here (rate ‖I − M'⁻¹∇²F‖): a fresh
-            # Hessian at θ (one curvature pass, L·n·d̃² flops) buys a true Newton step.
+            # Hessian at θ (one curvature pass, L·n·d̃² flops) buys a (damped) Newton step.
             estimator.coef_, estimator.intercept_ = estimator._split_theta(theta)
-            tick = time.perf_counter()
             curvature_pass(estimator, source, fingerprints=False)
             rebuild_seconds = time.perf_counter() - tick
             curvature = estimator.curvature_
             passes += 1
             rebuilt += 1
-            history_x, history_f = [], []
-            previous = np.inf
+            mixing.reset()
+            sizes, rejections = [], []
             continue
         if size > previous:
-            history_x, history_f = [], []  # not contracting: restart the mixing
-        previous = size
-        theta = theta + _anderson(history_x, history_f, theta, f)
-        tick = time.perf_counter()
-        stats = _map_reduce(source, partial(kernel, theta=theta, fingerprints=False))
-        gradient_seconds = time.perf_counter() - tick
+            mixing.reset()  # not contracting: restart the mixing
+        step = np.empty_like(f)
+        for label in range(n_labels):
+            if scale[label] < 1.0:
+                step[label] = scale[label] * f[label]
+            else:
+                step[label] = mixing.step(label, theta[label], f[label])
+        proposal = theta + step
+        stats = _map_reduce(source, partial(kernel, theta=proposal, fingerprints=False))
         passes += 1
-        gradient = stats["gradient"] + theta * penalty
+        proposed = objective_of(stats, proposal)
+        allowance = 4 * (first["n"] + theta.shape[1]) * u * np.abs(objective)
+        accepted = proposed <= objective + allowance
+        theta = np.where(accepted[:, None], proposal, theta)
+        gradient = np.where(accepted[:, None], stats["gradient"] + proposal * penalty, gradient)
+        objective = np.where(accepted, proposed, objective)
+        # A trust-region-like scale: halved on rejection, doubled back on acceptance.
+        scale = np.where(accepted, np.minimum(2 * scale, 1.0), scale / 2)
+        rejections.append(not accepted.all())
+        if accepted.all():
+            sizes.append(size)  # the contraction is measured over full steps only
+        else:
+            n_rejected += int(np.sum(~accepted))
+            mixing.reset(np.flatnonzero(~accepted))
+        iteration_seconds = time.perf_counter() - tick
     if not converged:
         import warnings
 
@@ -224,6 +310,8 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
         "n_iter": int(n_iter),
         "n_passes": int(passes),
         "n_curvature_rebuilds": int(rebuilt),
+        "n_rejected_steps": int(n_rejected),
+        "n_labels_started_at_fit": n_restarted,
         "gradient_norm_before": gradient_start,
         "gradient_norm_after": float(np.linalg.norm(estimator._objective_gradient)),
         "step_norm": moved,

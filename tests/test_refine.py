@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
@@ -139,3 +143,62 @@ def test_the_refine_benchmark_runs_a_small_scenario():
     for key in ("lbfgs cold", "lbfgs warm", "newton-cholesky cold", "newton-cholesky warm"):
         assert {"seconds", "passes", "error", "reached", "tol"} <= set(row[key])
     assert "|" in refine_benchmark.markdown([row])
+
+
+# ------------------------------------------------------------------ hostile: far from the refit
+def _near_separable_case(C, fraction, seed):
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    rng = np.random.default_rng(seed)
+    removed = rng.choice(len(y), int(fraction * len(y)), replace=False)
+    keep = np.setdiff1d(np.arange(len(y)), removed)
+    model = UnlearnableLogisticRegression(C=C, tol=1e-10, max_iter=10000).fit(X, y)
+    model.forget(X[removed], y[removed])
+    return model, X[keep], y[keep]
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    C=st.sampled_from([10.0, 100.0, 1000.0]),
+    fraction=st.floats(0.1, 0.6),
+    seed=st.integers(0, 10**6),
+)
+def test_refine_converges_from_far_on_near_separable_data(C, fraction, seed):
+    # Large requests on near-separable data: the erasure step overshoots (objective far
+    # above the refit's), the stored curvature is far from the Hessian where the iteration
+    # runs, and undamped Newton steps from a rebuilt curvature diverge (the version before
+    # the step acceptance raised CurvatureError on 8 of 18 such cases). refine must still
+    # land on the refit, which scikit-learn's Newton-Cholesky reaches with a line search.
+    # (The forget itself must record "no bound" there without a RuntimeWarning, which the
+    # test configuration turns into an error: e^ζ overflowed in the bound before.)
+    model, X, y = _near_separable_case(C, fraction, seed)
+    refit = _tight_refit(X, y[:, None], C)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.refine(X, y)
+    got = np.r_[model.coef_[0], model.intercept_]
+    assert np.linalg.norm(got - refit) <= 1e-8 * np.linalg.norm(refit)
+    entry = model.erasure_log_[-1]
+    assert entry["n_rejected_steps"] >= 0 and entry["n_labels_started_at_fit"] in (0, 1)
+    assert entry["gradient_norm_after"] <= 1e-6 * max(entry["gradient_norm_before"], 1.0)
+
+
+def test_refine_starts_from_the_fit_when_the_erasure_overshot():
+    # C=1000, a fifth of breast cancer erased: the one-step erasure lands at a higher
+    # objective than the fitted θ₀ on the remaining data, so refine starts from θ₀.
+    model, X, y = _near_separable_case(1000.0, 0.2, 0)
+    theta_fit = model._theta_at_fit.copy()
+    loss = UnlearnableLogisticRegression()._loss
+
+    def objective(theta):
+        raw = X @ theta[0, :-1] + theta[0, -1]
+        return loss.loss(raw, y).sum() + 0.5 * np.sum(theta[0, :-1] ** 2) / 1000.0
+
+    assert objective(_theta(model)) > objective(theta_fit)
+    model.refine(X, y)
+    assert model.erasure_log_[-1]["n_labels_started_at_fit"] == 1
+    refit = _tight_refit(X, y[:, None], 1000.0)[0]
+    got = np.r_[model.coef_[0], model.intercept_]
+    assert np.linalg.norm(got - refit) <= 1e-8 * np.linalg.norm(refit)

@@ -42,7 +42,7 @@ from sklearn.utils import check_array
 
 from .._fingerprint import row_fingerprints
 from .._loss import LOSSES, augment, curvature_factors
-from ._build import weighted_gram
+from ._build import check_curvature_memory, weighted_gram
 
 __all__ = ["ArrayChunks", "curvature_pass", "fit_streaming", "iter_chunks"]
 
@@ -268,11 +268,15 @@ def chunk_fit_state(X, Ye, raw, loss, fit_intercept, want_gram):
     """One chunk's share of the fit state that the per-request bounds need (the objective's
     data gradient, its magnitude for the round-off allowance, ``max ‖x̃_i‖`` and, when the
     curvature blocks are not it already, the unweighted Gram); summed over chunks."""
-    Xt = augment(X, fit_intercept)
     weights = loss.gradient(raw, Ye)
-    norms = row_norms(Xt)
+    # [X, 1] is not formed (a copy of the chunk): its products are X's plus a column.
+    gradient = np.asarray(X.T @ weights).T
+    norms = row_norms(X)
+    if fit_intercept:
+        gradient = np.hstack([gradient, weights.sum(axis=0)[:, None]])
+        norms = np.sqrt(norms**2 + 1.0)
     out = {
-        "fit_gradient": np.asarray(Xt.T @ weights).T,
+        "fit_gradient": gradient,
         "fit_magnitude": np.abs(weights).T @ norms,
         "rowmax": float(norms.max()) if len(norms) else 0.0,
     }
@@ -285,6 +289,16 @@ def _augment_x(X, fit_intercept):
     return augment(X, fit_intercept)
 
 
+def _weighted_gram_stack(X, weights, fit_intercept):
+    """``(L, d̃, d̃)``: one weighted Gram per column of ``weights``, each written in place."""
+    d = X.shape[1] + int(fit_intercept)
+    check_curvature_memory([d] * weights.shape[1], np.float64, workspace_blocks=0)
+    stack = np.empty((weights.shape[1], d, d))
+    for c in range(weights.shape[1]):
+        weighted_gram(X, weights[:, c], fit_intercept=fit_intercept, out=stack[c])
+    return stack
+
+
 def _newton_kernel(X, Y, *, theta, fit_intercept, target):
     """Per-label logistic loss, gradient and Hessian ``X̃ᵀ diag(p(1−p)) X̃`` at ``theta``."""
     X, Y = _check_chunk(X, Y)
@@ -294,15 +308,22 @@ def _newton_kernel(X, Y, *, theta, fit_intercept, target):
     p = expit(raw)
     loss = -(Ye * log_expit(raw) + (1 - Ye) * log_expit(-raw)).sum(axis=0)
     gradient = np.asarray(Xt.T @ (p - Ye)).T  # (L, d̃)
-    weights = p * (1 - p)
-    hessian = np.stack(
-        [weighted_gram(X, weights[:, c], fit_intercept=fit_intercept) for c in range(p.shape[1])]
-    )
+    hessian = _weighted_gram_stack(X, p * (1 - p), fit_intercept)
     return {"n": X.shape[0], "loss": loss, "gradient": gradient, "hessian": hessian}
 
 
 def _curvature_kernel(
-    X, Y, *, theta, fit_intercept, target, loss_name, curvature, shared, fingerprints
+    X,
+    Y,
+    *,
+    theta,
+    fit_intercept,
+    target,
+    loss_name,
+    curvature,
+    shared,
+    fingerprints,
+    bound_gram=True,
 ):
     """Final pass: the curvature blocks at ``theta`` (un-normalized, without penalty)."""
     X, Y = _check_chunk(X, Y)
@@ -315,16 +336,11 @@ def _curvature_kernel(
         grams = weighted_gram(X, None, fit_intercept=fit_intercept)[None]
     else:
         factors = curvature_factors(LOSSES[loss_name], raw, Ye, curvature)
-        grams = np.stack(
-            [
-                weighted_gram(X, factors[:, c] ** 2, fit_intercept=fit_intercept)
-                for c in range(Ye.shape[1])
-            ]
-        )
+        grams = _weighted_gram_stack(X, factors**2, fit_intercept)
     out = {"n": X.shape[0], "n_features": p, "grams": grams}
     # The fit's residual, the unweighted Gram and R for the per-request bounds.
     out.update(
-        chunk_fit_state(X, Ye, raw, LOSSES[loss_name], fit_intercept, None if shared else True)
+        chunk_fit_state(X, Ye, raw, LOSSES[loss_name], fit_intercept, bound_gram and not shared)
     )
     if fingerprints:
         out["digests"] = _fingerprints(X, Ye)

@@ -128,6 +128,24 @@ def test_solve_with_prepared_change_leaves_inverse_untouched(problem, k, n_rhs):
     assert inv.n_samples_ == n
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fold_of_mixed_signs_matches_dense_inverse(dtype):
+    # Removals and additions pending together give an indefinite capacitance: the fold's
+    # two symmetric rank updates (one per sign) must reproduce the dense inverse.
+    rng = np.random.default_rng(7)
+    U = rng.normal(size=(120, 9))
+    A = rng.normal(size=(3, 9))
+    inv = BlockFisherInverse(max_pending_rank=6, dtype=dtype).fit([U], penalty=np.ones(9))
+    inv.downdate([U[:4]])
+    inv.update([A])  # rank 7 > 6: folded
+    assert inv.pending_rank_ == [0]
+    stored = inv.blocks_[0].inverse
+    assert stored.dtype == dtype and stored.flags.c_contiguous
+    np.testing.assert_array_equal(stored, stored.T)
+    expected = np.linalg.inv(_dense_B(np.vstack([U[4:], A]), np.ones(9), 0.0))
+    assert _rel(inv.inverse_dense()[0], expected) < (1e-12 if dtype == np.float64 else 1e-5)
+
+
 def test_fold_preserves_matrix_and_clears_pending():
     rng = np.random.default_rng(1)
     U = rng.normal(size=(80, 6))
@@ -164,6 +182,42 @@ def test_weighted_gram_matches_dense_formula(fit_intercept, sparse_input):
     got = weighted_gram(Xin, w, fit_intercept=fit_intercept, chunk_rows=64)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(got, got.T)
+
+
+@pytest.mark.parametrize("density", [0.002, 0.3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_gram_sparse_routes_match_dense_formula(density, dtype):
+    # Very sparse wide rows take the sparse product, fuller ones are densified in chunks;
+    # both must give the dense formula, and each density must take the route it claims.
+    from sklearn_ssse.curvature._build import _sparse_product_is_cheaper
+
+    rng = np.random.default_rng(5)
+    X = sp.random(257, 400, density=density, format="csr", random_state=rng)
+    w = rng.random(257)
+    dense = np.hstack([X.toarray(), np.ones((257, 1))])
+    expected = dense.T @ (w[:, None] * dense)
+    assert _sparse_product_is_cheaper(X, 401) == (density < 0.01)
+    got = weighted_gram(X, w, fit_intercept=True, dtype=dtype, chunk_rows=100)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.abs(expected).max())
+    np.testing.assert_array_equal(got, got.T)
+
+
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_weighted_gram_writes_into_out(sparse_input):
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(90, 6)) * (rng.random((90, 6)) < 0.5)
+    w = rng.random(90)
+    Xin = sp.csr_matrix(X) if sparse_input else X
+    stack = np.full((2, 7, 7), np.nan)
+    got = weighted_gram(Xin, w, fit_intercept=True, chunk_rows=32, out=stack[1])
+    assert np.shares_memory(got, stack[1]) and np.isnan(stack[0]).all()
+    np.testing.assert_allclose(stack[1], weighted_gram(X, w, fit_intercept=True), rtol=1e-13)
+    with pytest.raises(ValueError, match="C-contiguous float64 array of shape"):
+        weighted_gram(X, w, fit_intercept=True, out=np.zeros((6, 6)))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        weighted_gram(X, w, fit_intercept=True, out=np.zeros((7, 7), order="F")[:, :])
 
 
 def test_float32_blocks_are_close_to_float64():
