@@ -395,11 +395,16 @@ class UnlearnableLinearMixin(
         """Continue from the erased parameters to the exact refit, given the remaining data.
 
         Newton iterations on the objective of the samples still in the model, preconditioned
-        by the stored (downdated) curvature, one pass over the data each, until the step is
-        below ``tol·‖θ‖``; then one pass rebuilds the curvature, the Gram and the fit
-        residual at the new point. The data must match the model's fingerprints exactly (the
-        same multiset of samples). Records ``n_passes``, ``n_iter``, the gradient norms and
-        the time in :attr:`erasure_log_` (an entry with ``action="refine"``).
+        by the stored (downdated) curvature and accelerated by Anderson mixing, one pass over
+        the data each, until the predicted distance left is below ``tol·‖θ‖``; each label
+        starts from the better of the erased and the fitted parameters, takes a step only if
+        it lowers its objective (halving it otherwise), and the Hessian is rebuilt at the
+        current point when that is cheaper than the iterations it saves. Then one pass
+        rebuilds the curvature and the fit residual at the new point. The data must match the
+        model's fingerprints exactly (the same multiset of samples). Records ``n_passes``,
+        ``n_iter``, ``n_curvature_rebuilds``, ``n_rejected_steps``, the gradient norms and
+        the time in :attr:`erasure_log_` (an entry with ``action="refine"``); see
+        :doc:`/bounds` for the method.
 
         Parameters
         ----------
@@ -410,7 +415,8 @@ class UnlearnableLinearMixin(
         y_remaining : array-like, default=None
             Their targets (``None`` with a chunk source).
         tol : float, default=1e-10
-            Relative size of the last step.
+            Relative distance left to the refit at which to stop (predicted from the last
+            step and the observed contraction).
         max_iter : int, default=100
 
         Returns

@@ -281,9 +281,21 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     )
     carried = estimator._gradient_error + rounding  # 2-norm bound of what r misses, so far
 
-    # M'⁻¹ r (one solve with the changed curvature, all labels in one pass).
+    # M'⁻¹ r. With the leave-S-out curvature and the residual corrected, the step solved
+    # M'v = eps·rhs and r_new = (eps − 1)·rhs, so M'⁻¹r_new = (eps − 1)/eps·v without
+    # another pass over the blocks (a whole read of the curvature for a small request);
+    # otherwise one solve with the changed curvature, all labels in one pass.
     m = curvature.n_samples_ if change is None else change.n_samples
-    if shared:
+    proportional = (
+        estimator.leave_out
+        and plan.residual is not None
+        and normal is None
+        and refactored is None
+        and eps != 0
+    )
+    if proportional:
+        solved = (eps - 1.0) / eps * step
+    elif shared:
         solved = curvature.solve([r_new.T], change=change)[0].T / m
     else:
         solved = np.stack(curvature.solve(list(r_new), change=change)) / m

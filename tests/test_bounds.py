@@ -351,3 +351,23 @@ def test_the_trace_bound_of_the_inverse_norm_for_wide_blocks(monkeypatch):
     refit = _tight_refit(X[keep], y[keep], 0.1)
     bound = entry["distance_bound"]  # None: the condition has no solution (no bound, not wrong)
     assert bound is None or bound >= np.linalg.norm(_theta(erased) - refit)
+
+
+@pytest.mark.parametrize("eps", [0.5, 1.0, 1.7])
+def test_the_dual_residual_needs_no_extra_solve(eps):
+    # The bound's M'⁻¹r_new is taken as (eps − 1)/eps · v instead of a pass over the blocks:
+    # check that identity against an explicit solve with the curvature after the request.
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    model = UnlearnableLogisticRegression(C=1.0).fit(X, y)
+    before = np.r_[model.coef_[0], model.intercept_]
+    model.forget(X[:25], y[:25], eps=eps)
+    step = np.r_[model.coef_[0], model.intercept_] - before
+    curvature = model.curvature_
+    solved = curvature.solve(list(model._objective_gradient))[0] / curvature.n_samples_
+    np.testing.assert_allclose(
+        solved, (eps - 1.0) / eps * step, rtol=1e-7, atol=1e-10 * np.linalg.norm(step)
+    )
+    assert model.erasure_log_[-1]["distance_bound"] is None or np.isfinite(
+        model.erasure_log_[-1]["distance_bound"]
+    )
