@@ -308,7 +308,7 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
         drift_old = theta_now - theta_fit
         drift_new = drift_old + step
         # ‖X̃u‖² = uᵀG'u for the drifts and the step: one pass over G' for all labels.
-        forms = _quadratic_forms(gram, drift_old, drift_new, step)
+        forms = _drift_forms(gram, drift_old, step)
         # max_i |x̃_iᵀu| ≤ min(R‖u‖, ‖X̃u‖) for the remaining samples (one term of ‖X̃u‖²).
         reach_old = _reach(drift_old, forms[0], penalty, radius, leverage)
         reach_new = _reach(drift_new, forms[1], penalty, radius, leverage)
@@ -363,12 +363,21 @@ def _downdated_gram(gram, Xt):
     return blas_gemm_update(np.array(gram, dtype=np.float64, order="F"), Xt.T, Xt, -1.0)
 
 
-def _quadratic_forms(gram, *vectors):
-    """``uᵀGu`` for every row ``u`` of each ``(L, d̃)`` array, from one ``?gemm`` over ``G``:
-    an array of shape ``(len(vectors), L)``."""
-    U = np.vstack(vectors)
-    forms = np.einsum("ld,ld->l", U @ gram, U)
-    return np.maximum(forms, 0.0).reshape(len(vectors), -1)
+def _drift_forms(gram, drift, step):
+    """``uᵀGu`` for ``u`` = the drift ``δ``, ``δ + v`` and the step ``v`` (rows per label),
+    shape ``(3, L)``, from one ``?gemm`` of ``[δ; v]`` with ``G``: ``(δ+v)ᵀG(δ+v) =
+    δᵀGδ + 2δᵀGv + vᵀGv``."""
+    n_labels = drift.shape[0]
+    products = np.vstack([drift, step]) @ gram
+    G_drift, G_step = products[:n_labels], products[n_labels:]
+    old = np.einsum("ld,ld->l", G_drift, drift)
+    cross = np.einsum("ld,ld->l", G_step, drift)
+    moved = np.einsum("ld,ld->l", G_step, step)
+    # The expansion cancels when δ + v is small: add its round-off (an upper bound is
+    # what the reach needs).
+    expanded = old + 2 * cross + moved
+    expanded += 8 * drift.shape[1] * np.finfo(np.float64).eps * (old + 2 * np.abs(cross) + moved)
+    return np.maximum(np.stack([old, expanded, moved]), 0.0)
 
 
 def _reach(u, data_form, penalty, radius, leverage):

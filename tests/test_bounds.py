@@ -371,3 +371,19 @@ def test_the_dual_residual_needs_no_extra_solve(eps):
     assert model.erasure_log_[-1]["distance_bound"] is None or np.isfinite(
         model.erasure_log_[-1]["distance_bound"]
     )
+
+
+def test_the_drift_forms_match_direct_quadratic_forms():
+    from sklearn_ssse._bounds import _drift_forms
+
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(50, 12))
+    gram = A.T @ A
+    drift, step = rng.normal(size=(3, 12)), rng.normal(size=(3, 12))
+    step[1] = -drift[1] * (1 - 1e-9)  # δ + v nearly cancels: the expansion must not go below
+    forms = _drift_forms(gram, drift, step)
+    scale = forms[0] + forms[2]  # the expansion is exact up to round-off of this size
+    for row, u in enumerate((drift, drift + step, step)):
+        direct = np.einsum("ld,de,le->l", u, gram, u)
+        assert np.all(np.abs(forms[row] - direct) <= 1e-12 * scale)
+        assert np.all(forms[row] >= direct * (1 - 1e-12))  # never below: an upper bound
