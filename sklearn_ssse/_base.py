@@ -36,7 +36,7 @@ from . import _bounds
 from ._accuracy import _UNIT_ROUNDOFF, RidgeAccuracyMixin
 from ._certified import CertifiedMixin
 from ._fingerprint import FingerprintMultiset, row_fingerprints
-from ._loss import augment, curvature_factors
+from ._loss import augment, curvature_factors, raw_scores
 from ._membership import MembershipMixin
 from ._out_of_core import OutOfCoreMixin
 from ._persistence import FORMAT_VERSION, SKOPS_TRUSTED_TYPES, PersistenceMixin
@@ -125,10 +125,7 @@ class UnlearnableLinearMixin(
         return coef.copy(), np.array(theta[:, n_features], dtype=np.float64)
 
     def _raw(self, X, theta):
-        # X @ w + b without forming [X, 1] (a copy of the data).
-        p = X.shape[1]
-        raw = np.asarray(X @ theta[:, :p].T)
-        return raw + theta[:, p] if theta.shape[1] > p else raw
+        return raw_scores(X, theta)
 
     # ------------------------------------------------------------------ curvature
     def _penalty_vector(self):

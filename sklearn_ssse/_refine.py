@@ -2,18 +2,21 @@
 
 After erasures the model sits at ``θ̂``, near the minimizer ``θ₋S`` of the objective ``F``
 over the samples it still holds, and it stores ``M'``, the Hessian of ``F`` at the fitted
-``θ₀`` (downdated exactly). ``refine`` continues with the preconditioned (chord) Newton
-iteration
+``θ₀`` (downdated exactly). ``refine`` starts each label from the better of ``θ̂`` and ``θ₀``
+and continues with the preconditioned (chord) Newton iteration
 
-    θ ← θ − M'⁻¹∇F(θ),
+    θ ← θ + s·AA(−M'⁻¹∇F(θ)),
 
-one gradient pass over the data per iteration (``2·L·n·d̃`` flops, against ``L·n·d̃²`` for a
-fresh Hessian) and one solve with the stored blocks. It converges linearly with rate
-``‖I − M'⁻¹∇²F(θ₋S)‖``, small when ``θ₀`` is near ``θ₋S``; should it stall (rate above
-1/2) the Hessian is rebuilt at the current point (one curvature pass, a true Newton step).
-It stops when the step is below ``tol·‖θ‖``. A last pass rebuilds the curvature, the
-unweighted Gram and the fit residual at the new point, so later requests start from an
-exact fit. Passes: one (membership check and first gradient) + one per iteration + one.
+Anderson-mixed (``AA``), one gradient pass over the data per iteration (``2·L·n·d̃`` flops,
+against ``L·n·d̃²`` for a fresh Hessian) and one solve with the stored blocks. A label's
+step is taken only if it does not raise its objective; otherwise its scale ``s`` is halved
+(doubled back on acceptance). It converges linearly with rate ``‖I − M'⁻¹∇²F(θ₋S)‖``,
+small when ``θ₀`` is near ``θ₋S``; when the contraction is slow enough that a curvature
+pass is cheaper than the iterations left, or steps keep being rejected, the Hessian is
+rebuilt at the current point (a damped Newton step). It stops when the predicted distance
+left is below ``tol·max(‖θ‖, 1)``. A last pass rebuilds the curvature and the fit residual
+at the new point, so later requests start from an exact fit. Passes: one (membership check,
+objective at θ̂ and θ₀) + one per iteration + one per rebuild + one. See ``doc/bounds.rst``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from ._loss import LOSSES
+from ._loss import LOSSES, design_gradient, raw_scores
 
 __all__ = ["refine"]
 
@@ -43,20 +46,12 @@ def _gradient_kernel(X, Y, *, theta, fit_intercept, target, loss_name, fingerpri
     digests = _fingerprints(X, Ye) if fingerprints else None
     if theta.shape[0] != Ye.shape[1]:  # several points at once, stacked label-major
         Ye = np.tile(Ye, (1, theta.shape[0] // Ye.shape[1]))
-    # X̃ = [X, 1] is never formed: that would copy the chunk on every pass.
-    p = X.shape[1]
-    raw = np.asarray(X @ theta[:, :p].T)
-    if fit_intercept:
-        raw = raw + theta[:, p]
+    raw = raw_scores(X, theta)
     loss = LOSSES[loss_name]
-    weights = loss.gradient(raw, Ye)
-    gradient = np.asarray(X.T @ weights).T
-    if fit_intercept:
-        gradient = np.hstack([gradient, weights.sum(axis=0)[:, None]])
     out = {
         "n": X.shape[0],
-        "n_features": p,
-        "gradient": gradient,
+        "n_features": X.shape[1],
+        "gradient": design_gradient(X, loss.gradient(raw, Ye), fit_intercept),
         "loss": loss.loss(raw, Ye).sum(axis=0),  # per label, for the step acceptance
     }
     if fingerprints:

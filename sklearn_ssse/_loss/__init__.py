@@ -27,7 +27,7 @@ The protocol (:class:`Loss`) an estimator names:
 
 from __future__ import annotations
 
-from ._design import augment, curvature_factors
+from ._design import augment, curvature_factors, design_gradient, raw_scores
 from ._logistic import LogisticLoss
 from ._multinomial import MultinomialLoss
 from ._protocol import Loss
@@ -45,6 +45,8 @@ __all__ = [
     "TweedieLoss",
     "augment",
     "curvature_factors",
+    "design_gradient",
+    "raw_scores",
 ]
 
 

@@ -16,6 +16,22 @@ def augment(X, fit_intercept):
     return np.hstack([X, ones])
 
 
+def raw_scores(X, theta):
+    """``X̃θᵀ`` (shape ``(n, L)``) for ``θ`` of shape ``(L, d̃)``, the intercept last when
+    ``d̃ = p + 1``, without forming ``X̃ = [X, 1]`` (a copy of the data)."""
+    p = X.shape[1]
+    raw = np.asarray(X @ theta[:, :p].T)
+    return raw + theta[:, p] if theta.shape[1] > p else raw
+
+
+def design_gradient(X, weights, fit_intercept):
+    """``(X̃ᵀW)ᵀ`` (shape ``(L, d̃)``): per output, ``Σ_i w_il·x̃_i``, without forming ``X̃``."""
+    gradient = np.asarray(X.T @ weights).T
+    if fit_intercept:
+        gradient = np.hstack([gradient, np.asarray(weights).sum(axis=0)[:, None]])
+    return gradient
+
+
 def curvature_factors(loss, raw, y, curvature, sample_weight=None):
     """Per-sample scalars ``a_i`` such that the curvature term of sample ``i`` is ``a_i² x̃ x̃ᵀ``.
 

@@ -228,7 +228,7 @@ def weighted_gram(
     syrk = _syrk(dtype)
     chunk_rows = chunk_rows or _default_chunk_rows(n, d, dtype.itemsize)
     # A C-ordered output's transpose is the Fortran-ordered matrix BLAS updates in place.
-    gram = np.zeros((d, d), dtype=dtype, order="F") if out is None else out.T
+    gram = np.empty((d, d), dtype=dtype, order="F") if out is None else out.T
     gram[...] = 0.0
     # C-ordered rows: the scaling writes contiguously, and ``rows.T`` is the Fortran-ordered
     # (d, m) operand of ``syrk(trans=0)``, so neither the scaling nor BLAS transposes a copy.

@@ -41,7 +41,7 @@ from scipy.special import expit, log_expit
 from sklearn.utils import check_array
 
 from .._fingerprint import row_fingerprints
-from .._loss import LOSSES, augment, curvature_factors
+from .._loss import LOSSES, augment, curvature_factors, design_gradient, raw_scores
 from ._build import check_curvature_memory, weighted_gram
 
 __all__ = ["ArrayChunks", "curvature_pass", "fit_streaming", "iter_chunks"]
@@ -269,14 +269,11 @@ def chunk_fit_state(X, Ye, raw, loss, fit_intercept, want_gram):
     data gradient, its magnitude for the round-off allowance, ``max ‖x̃_i‖`` and, when the
     curvature blocks are not it already, the unweighted Gram); summed over chunks."""
     weights = loss.gradient(raw, Ye)
-    # [X, 1] is not formed (a copy of the chunk): its products are X's plus a column.
-    gradient = np.asarray(X.T @ weights).T
     norms = row_norms(X)
-    if fit_intercept:
-        gradient = np.hstack([gradient, weights.sum(axis=0)[:, None]])
+    if fit_intercept:  # ‖[x, 1]‖ without forming [X, 1]
         norms = np.sqrt(norms**2 + 1.0)
     out = {
-        "fit_gradient": gradient,
+        "fit_gradient": design_gradient(X, weights, fit_intercept),
         "fit_magnitude": np.abs(weights).T @ norms,
         "rowmax": float(norms.max()) if len(norms) else 0.0,
     }
@@ -329,9 +326,7 @@ def _curvature_kernel(
     X, Y = _check_chunk(X, Y)
     Ye = _encode(Y, target)
     p = X.shape[1]
-    raw = np.asarray(X @ theta[:, :p].T)
-    if theta.shape[1] > p:
-        raw = raw + theta[:, p]
+    raw = raw_scores(X, theta)
     if shared:
         grams = weighted_gram(X, None, fit_intercept=fit_intercept)[None]
     else:

@@ -213,7 +213,9 @@ def test_weighted_gram_writes_into_out(sparse_input):
     stack = np.full((2, 7, 7), np.nan)
     got = weighted_gram(Xin, w, fit_intercept=True, chunk_rows=32, out=stack[1])
     assert np.shares_memory(got, stack[1]) and np.isnan(stack[0]).all()
-    np.testing.assert_allclose(stack[1], weighted_gram(X, w, fit_intercept=True), rtol=1e-13)
+    Xt = np.hstack([X, np.ones((90, 1))])
+    np.testing.assert_allclose(stack[1], Xt.T @ (w[:, None] * Xt), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(stack[1], stack[1].T)
     with pytest.raises(ValueError, match="C-contiguous float64 array of shape"):
         weighted_gram(X, w, fit_intercept=True, out=np.zeros((6, 6)))
     with pytest.raises(ValueError, match="C-contiguous"):
