@@ -361,6 +361,7 @@ def _batched_steps(model, requests, X, Y):
     A request's gradient ``g_i·x̃_i`` is a multiple of its curvature factor ``a_i·x̃_i``, so
     one product ``B⁻¹[a_1 x̃_1, …, a_r x̃_r]`` per block serves both (as in ``forget``)."""
     from sklearn_ssse._loss import curvature_factors
+    from sklearn_ssse.curvature._block_inverse import _transpose_dot
 
     engine = model.curvature_
     theta, theta_fit = model._get_theta(), model._theta_at_fit
@@ -384,11 +385,11 @@ def _batched_steps(model, requests, X, Y):
         solved_rhs[:, own] = solved[:, len(requests) :]
         solved = solved[:, : len(requests)]
         for j in range(len(requests)):
-            V, s, Z, cap = engine._block_pieces(
+            V, s, Z, cap, _ = engine._block_pieces(
                 blk, m_new, extra=(W[:, [j]], np.array([-1.0]), solved[:, [j]])
             )
             ZR = solved_rhs[:, [j]]
-            x = m_new * engine._woodbury_apply(ZR, V, Z, cap, V.T @ ZR)
+            x = m_new * engine._woodbury_apply(ZR, V, Z, cap, _transpose_dot(V, ZR))
             steps[j, b] = x[:, 0] / m_new
     return steps
 

@@ -44,7 +44,7 @@ from ._pipeline import PIPELINE_MARK
 from ._record import ErasureRecordMixin
 from ._transaction import ForgetStep, ForgetTransactionMixin, transactional
 from ._validation import ValidationMixin
-from .curvature import BlockFisherInverse, CurvatureError, weighted_gram
+from .curvature import BlockFisherInverse, CurvatureError, SharedRowFactors, weighted_gram
 
 __all__ = ["FORMAT_VERSION", "SKOPS_TRUSTED_TYPES", "ForgetStep", "UnlearnableLinearMixin"]
 
@@ -306,11 +306,13 @@ class UnlearnableLinearMixin(
                 self.curvature,
                 None if unit else weights,
             )
+            # Every block's factor rows are the same x̃_i, scaled per label: the pending
+            # term keeps them once (not L scaled copies).
             if self._shared_block:
-                rhs, factors = [corrected], [Xt_dense * factor_weights[:, :1]]
+                rhs, factors = [corrected], SharedRowFactors(Xt_dense, factor_weights[:, :1])
             else:
                 rhs = [corrected[:, column] for column in range(corrected.shape[1])]
-                factors = [Xt_dense * factor_weights[:, [c]] for c in range(Y.shape[1])]
+                factors = SharedRowFactors(Xt_dense, factor_weights)
 
         normal = None
         if "_normal_gram" in self.__dict__:

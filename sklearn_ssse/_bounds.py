@@ -155,22 +155,12 @@ def _trace_spectra(curvature, change, grams=()):
 
     ``M'⁻¹ = M₀⁻¹ − Z·cap⁻¹·Zᵀ`` (the stored inverse and the pending Woodbury term), so its
     trace is ``tr(M₀⁻¹) − tr(cap⁻¹ZᵀZ)``: the diagonal of the stored inverse and a ``K×K``
-    solve, no pass over the blocks. Loose by at most the number of parameters, when the
-    spectrum of ``M'⁻¹`` is flat."""
-    lam = []
-    pieces = (
-        [curvature._block_pieces(blk, curvature.n_samples_) for blk in curvature.blocks_]
-        if change is None
-        else change.blocks
-    )
-    for blk, (_V, _signs, Z, cap) in zip(curvature.blocks_, pieces):
-        u = np.finfo(blk.inverse.dtype).eps
-        base = float(np.trace(blk.inverse, dtype=np.float64))
-        pending = 0.0
-        if Z.shape[1]:
-            pending = float(np.trace(linalg.solve(cap, Z.T @ Z, assume_a="sym")))
-        lam.append(base - pending + 64 * u * (abs(base) + abs(pending)))
-    return np.asarray(lam), np.zeros(len(lam)), None
+    solve, no pass over the blocks (:meth:`BlockFisherInverse.inverse_trace`). Loose by at
+    most the number of parameters, when the spectrum of ``M'⁻¹`` is flat."""
+    m = curvature.n_samples_ if change is None else change.n_samples
+    traces, rounding = curvature.inverse_trace(change=change)
+    lam = (traces + rounding) / m
+    return lam, np.zeros(len(lam)), None
 
 
 # ---------------------------------------------------------------------------- per request
@@ -210,8 +200,9 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     r_old = estimator._objective_gradient
     Delta = plan.gradients.T  # (L, d̃)
     rhs = Delta - (plan.residual if plan.residual is not None else 0.0)
-    # A new array (copy on write); Xᵀ_S X_S is symmetric to round-off, which the bounds'
-    # quadratic forms do not notice (no symmetrizing copy of a d̃×d̃ matrix per request).
+    # A new object (copy on write), which keeps X̃_S until it folds (the curvature's pending
+    # term holds the same rows); Xᵀ_S X_S is symmetric to round-off, which the bounds'
+    # quadratic forms do not notice.
     gram = _downdated_gram(estimator._bound_gram, Xt)
     # M'v from the identity the solve satisfies (M' is never formed): K·v = c·eps·rhs.
     scale = 1.0 if estimator.leave_out else m_old / m_new
@@ -255,9 +246,9 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     penalty = estimator._penalty_vector()
     # A' = G' + P is formed only for the exact spectra; the quadratic forms below add P's
     # diagonal term instead of reading another d̃×d̃ matrix.
-    penalized = gram + np.diag(penalty) if gamma > 0 and exact else None
+    penalized = gram_array(gram) + np.diag(penalty) if gamma > 0 and exact else None
     leverage = _current_leverage(estimator, penalized) if penalized is not None else 1.0
-    grams = (gram, penalized) if penalized is not None else ()
+    grams = (gram_array(gram), penalized) if penalized is not None else ()
     # The curvature after the request: the stored one with the prepared change, or the
     # fresh factorization that ridge's accuracy check made of the downdated matrix.
     refactored = getattr(plan, "refactored", None)
@@ -269,7 +260,8 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
         lam, lam_min = np.broadcast_to(lam, (n_labels,)), np.broadcast_to(lam_min, (n_labels,))
     penalty_max = penalty.max()
     # ‖M'‖₂ ≤ max ℓ''·‖G‖₂ + max P (‖G‖₂ ≤ ‖G‖_F), or exactly 1/λ_min(M'⁻¹).
-    M_norm = _hessian_bound(loss) * np.linalg.norm(gram) + penalty_max
+    gram_norm = gram.base_norm if isinstance(gram, DowndatedGram) else np.linalg.norm(gram)
+    M_norm = _hessian_bound(loss) * gram_norm + penalty_max
     M_norm = np.minimum(M_norm, np.where(lam_min > 0, 1.0 / np.maximum(lam_min, 1e-300), np.inf))
     u_curv = np.finfo(np.dtype(estimator.curvature_dtype)).eps
     rhs_norm = np.linalg.norm(eps * scale * rhs, axis=1)
@@ -354,13 +346,61 @@ def _fields(distance, gradient, method, note):
     }
 
 
-def _downdated_gram(gram, Xt):
-    """``G − X̃_SᵀX̃_S`` as a new array: one copy and one in-place ``?gemm`` (no ``d̃×d̃``
+class DowndatedGram:
+    """``G = G₀ − Σ_j X̃_jᵀX̃_j``: a stored Gram and the rows removed from it since.
+
+    A request's bounds need ``UG`` for a few rows ``U`` and a bound of ``‖G‖₂``, never ``G``
+    itself; forming ``G`` anew per request would copy a ``d̃ × d̃`` matrix each time (the
+    model's arrays are never written in place). The removed rows are the same arrays the
+    curvature's pending term holds; at ``max_rows`` they are folded into a new ``G₀``.
+    Immutable: ``downdated`` returns a new object."""
+
+    max_rows = 256
+
+    def __init__(self, base, rows=(), base_norm=None):
+        self.base = base
+        self.rows = tuple(rows)
+        # ‖G‖_F ≤ ‖G₀‖_F: both positive semi-definite and G ⪯ G₀.
+        self.base_norm = float(np.linalg.norm(base)) if base_norm is None else base_norm
+
+    @property
+    def n_rows(self):
+        return sum(R.shape[0] for R in self.rows)
+
+    def downdated(self, Xt):
+        Xt = Xt.toarray() if sp.issparse(Xt) else np.asarray(Xt, dtype=np.float64)
+        if self.n_rows + Xt.shape[0] > self.max_rows:
+            return DowndatedGram(_fold_rows(self.base, self.rows + (Xt,)))
+        return DowndatedGram(self.base, self.rows + (Xt,), self.base_norm)
+
+    def left_product(self, U):
+        """``U·G`` for rows ``U`` (``(r, d̃)``): one pass over ``G₀``."""
+        product = U @ self.base
+        for R in self.rows:
+            product -= (U @ R.T) @ R
+        return product
+
+    def toarray(self):
+        return _fold_rows(self.base, self.rows) if self.rows else self.base
+
+
+def gram_array(gram):
+    """The Gram as an array, whichever way it is stored (``None`` stays ``None``)."""
+    return gram.toarray() if isinstance(gram, DowndatedGram) else gram
+
+
+def _fold_rows(gram, rows):
+    """``G − Σ R_jᵀR_j`` as a new array: one copy and one in-place ``?gemm`` (no ``d̃×d̃``
     temporary for the product)."""
-    if sp.issparse(Xt):
-        return gram - (Xt.T @ Xt).toarray()
-    Xt = np.asarray(Xt, dtype=np.float64)
-    return blas_gemm_update(np.array(gram, dtype=np.float64, order="F"), Xt.T, Xt, -1.0)
+    stacked = np.vstack(rows) if len(rows) > 1 else np.asarray(rows[0], dtype=np.float64)
+    return blas_gemm_update(np.array(gram, dtype=np.float64, order="F"), stacked.T, stacked, -1.0)
+
+
+def _downdated_gram(gram, Xt):
+    """``G − X̃_SᵀX̃_S`` (a :class:`DowndatedGram` that keeps the rows until it folds)."""
+    if not isinstance(gram, DowndatedGram):
+        gram = DowndatedGram(np.asarray(gram, dtype=np.float64))
+    return gram.downdated(Xt)
 
 
 def _drift_forms(gram, drift, step):
@@ -368,7 +408,8 @@ def _drift_forms(gram, drift, step):
     shape ``(3, L)``, from one ``?gemm`` of ``[δ; v]`` with ``G``: ``(δ+v)ᵀG(δ+v) =
     δᵀGδ + 2δᵀGv + vᵀGv``."""
     n_labels = drift.shape[0]
-    products = np.vstack([drift, step]) @ gram
+    stacked = np.vstack([drift, step])
+    products = gram.left_product(stacked) if isinstance(gram, DowndatedGram) else stacked @ gram
     G_drift, G_step = products[:n_labels], products[n_labels:]
     old = np.einsum("ld,ld->l", G_drift, drift)
     cross = np.einsum("ld,ld->l", G_step, drift)

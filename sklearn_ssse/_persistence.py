@@ -17,10 +17,12 @@ FORMAT_VERSION = 1
 #: The package's own types in a persisted estimator, for ``skops.io.load(...,
 #: trusted=SKOPS_TRUSTED_TYPES)``. skops refuses types it does not know unless trusted.
 SKOPS_TRUSTED_TYPES = [
+    "sklearn_ssse._bounds.DowndatedGram",
     "sklearn_ssse._certified.Certificate",
     "sklearn_ssse._fingerprint.FingerprintMultiset",
     "sklearn_ssse.curvature._block_inverse.BlockFisherInverse",
     "sklearn_ssse.curvature._block_inverse._Block",
+    "sklearn_ssse.curvature._block_inverse._ScaledColumns",
     "sklearn_ssse.linear_model._glm.GLMCurvature",
     "sklearn_ssse.linear_model._glm.UnlearnableGammaRegressor",
     "sklearn_ssse.linear_model._glm.UnlearnablePoissonRegressor",

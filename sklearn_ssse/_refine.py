@@ -28,6 +28,7 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
+from . import _bounds
 from ._loss import LOSSES, design_gradient, raw_scores
 
 __all__ = ["refine"]
@@ -114,7 +115,7 @@ def refine(estimator, X_remaining, y_remaining=None, *, tol=1e-10, max_iter=100)
             source,
             fingerprints=fingerprints,
             _normal_equations_valid=True,
-            _bound_gram=estimator.__dict__.get("_bound_gram"),
+            _bound_gram=_bounds.gram_array(estimator.__dict__.get("_bound_gram")),
         )
 
     stored = estimator.__dict__.get("fingerprints_")

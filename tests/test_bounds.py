@@ -387,3 +387,46 @@ def test_the_drift_forms_match_direct_quadratic_forms():
         direct = np.einsum("ld,de,le->l", u, gram, u)
         assert np.all(np.abs(forms[row] - direct) <= 1e-12 * scale)
         assert np.all(forms[row] >= direct * (1 - 1e-12))  # never below: an upper bound
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 9), min_size=1, max_size=12))
+def test_the_downdated_gram_equals_the_gram_of_the_remaining_rows(seed, sizes):
+    """The bounds' Gram keeps the removed rows until it folds (at ``max_rows``): its
+    products, its array and its norm bound equal those of the remaining rows' Gram."""
+    from sklearn_ssse._bounds import DowndatedGram, _downdated_gram, gram_array
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(120, 7))
+    gram = X.T @ X
+    start = 0
+    for k in sizes:
+        gram = _downdated_gram(gram, X[start : start + k])
+        start += k
+        assert isinstance(gram, DowndatedGram) and gram.n_rows <= DowndatedGram.max_rows
+        expected = X[start:].T @ X[start:]
+        U = rng.normal(size=(3, 7))
+        np.testing.assert_allclose(gram.left_product(U), U @ expected, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(gram_array(gram), expected, rtol=1e-10, atol=1e-10)
+        assert gram.base_norm >= np.linalg.norm(expected) * (1 - 1e-12)
+
+
+def test_the_model_folds_the_removed_rows_of_its_gram(monkeypatch):
+    """Through forget: past ``max_rows`` removed rows the Gram is folded into a new array
+    (the erased rows leave the bounds' state), and refine gets the remaining rows' Gram."""
+    from sklearn_ssse._bounds import DowndatedGram, gram_array
+
+    monkeypatch.setattr(DowndatedGram, "max_rows", 12)
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    model = UnlearnableLogisticRegression(C=1.0).fit(X, y)
+    model.forget(X[:5], y[:5])
+    assert model._bound_gram.n_rows == 5
+    model.forget(X[5:10], y[5:10])
+    assert model._bound_gram.n_rows == 10
+    model.forget(X[10:15], y[10:15])  # 15 > 12: folded
+    assert model._bound_gram.n_rows == 0
+    Xt = np.hstack([X[15:], np.ones((len(X) - 15, 1))])
+    np.testing.assert_allclose(gram_array(model._bound_gram), Xt.T @ Xt, rtol=1e-10, atol=1e-9)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(gram_array(restored._bound_gram), gram_array(model._bound_gram))

@@ -1,7 +1,12 @@
 """The curvature engine: block-diagonal Fisher/Hessian inverses built with BLAS-3,
 solved for many right-hand sides at once, and changed by rank-k Woodbury downdates."""
 
-from ._block_inverse import BlockFisherInverse, CurvatureChange, CurvatureError
+from ._block_inverse import (
+    BlockFisherInverse,
+    CurvatureChange,
+    CurvatureError,
+    SharedRowFactors,
+)
 from ._build import (
     CurvatureMemoryError,
     available_memory,
@@ -24,6 +29,7 @@ __all__ = [
     "CurvatureMemoryError",
     "MatrixFreeInverse",
     "NormalEquationResidual",
+    "SharedRowFactors",
     "available_memory",
     "batch_average",
     "check_curvature_memory",

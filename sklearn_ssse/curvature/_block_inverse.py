@@ -22,13 +22,17 @@ The base is stored as
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from scipy import linalg
+from threadpoolctl import threadpool_limits
 
 from ._build import (
     CurvatureMemoryError,
@@ -48,36 +52,201 @@ class CurvatureError(np.linalg.LinAlgError, ValueError):
     """A curvature block is singular, indefinite or ill-conditioned for the requested operation."""
 
 
+class SharedRowFactors(Sequence):
+    """Factors that share their rows: block ``b``'s factor rows are ``scales[:, b] * rows``.
+
+    A multi-output linear model's curvature terms have this form: sample ``i`` contributes
+    ``a_{ib}·x̃_i`` to every block ``b`` (``a = √ℓ''`` for the Hessian, ``ℓ'`` for the
+    empirical Fisher). Passed to :meth:`BlockFisherInverse.prepare_change`, the pending
+    columns of all blocks then keep the ``k × d`` rows once (and a scale per block)
+    instead of ``L`` scaled copies; elsewhere it behaves as the list of the scaled
+    factors.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (k, d)
+    scales : ndarray of shape (k, L)
+    """
+
+    def __init__(self, rows, scales):
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        scales = np.asarray(scales, dtype=np.float64)
+        if rows.ndim != 2 or scales.ndim != 2 or scales.shape[0] != rows.shape[0]:
+            raise ValueError(
+                f"rows (k, d) and scales (k, L) must have the same k, got {rows.shape} and "
+                f"{scales.shape}."
+            )
+        self.rows, self.scales = rows, scales
+
+    def __len__(self):
+        return self.scales.shape[1]
+
+    def __getitem__(self, b):
+        if not -len(self) <= b < len(self):
+            raise IndexError(b)
+        return self.rows * self.scales[:, [b]]
+
+    @property
+    def shape(self):
+        return self.rows.shape
+
+
+class _ScaledColumns:
+    """The columns ``rowsᵀ·diag(scale)`` (a ``d × k`` group of pending columns), kept as the
+    shared rows and one scale per column."""
+
+    def __init__(self, rows, scale):
+        self.rows, self.scale = rows, scale
+
+    @property
+    def shape(self):
+        return (self.rows.shape[1], self.rows.shape[0])
+
+    @property
+    def nbytes(self):
+        return self.scale.nbytes  # the rows are shared by every block
+
+    def transpose_dot(self, X):
+        return self.scale[:, None] * (self.rows @ X)
+
+    def dot(self, C):
+        return self.rows.T @ (self.scale[:, None] * C)
+
+    def toarray(self):
+        return self.rows.T * self.scale
+
+
+def _width(parts):
+    return sum(P.shape[1] for P in parts)
+
+
+def _columns(parts, d):
+    """The column groups as one ``d × K`` array."""
+    arrays = [P if isinstance(P, np.ndarray) else P.toarray() for P in parts]
+    if not arrays:
+        return np.zeros((d, 0))
+    return arrays[0] if len(arrays) == 1 else np.hstack(arrays)
+
+
+def _transpose_dot(parts, X):
+    """``Vᵀ X`` for ``V`` given as column groups, shape ``(K, r)``."""
+    products = [P.T @ X if isinstance(P, np.ndarray) else P.transpose_dot(X) for P in parts]
+    if not products:
+        return np.zeros((0, X.shape[1]))
+    return products[0] if len(products) == 1 else np.vstack(products)
+
+
+def _dot(parts, C):
+    """``V C`` for ``V`` given as column groups (``C`` has ``K`` rows)."""
+    out, start = None, 0
+    for P in parts:
+        stop = start + P.shape[1]
+        term = P @ C[start:stop] if isinstance(P, np.ndarray) else P.dot(C[start:stop])
+        if out is None:
+            out = term
+        else:
+            out += term
+        start = stop
+    return out
+
+
+def _merge_groups(groups, d, memo):
+    """One group for several: shared rows are stacked once for all blocks (``memo``)."""
+    if all(isinstance(P, _ScaledColumns) for P in groups):
+        key = tuple(id(P.rows) for P in groups)
+        rows = memo.get(key)
+        if rows is None:  # (threads: setdefault keeps one stack for all blocks)
+            rows = memo.setdefault(key, np.vstack([P.rows for P in groups]))
+        return (_ScaledColumns(rows, np.concatenate([P.scale for P in groups])),)
+    return (_columns(groups, d),)
+
+
+_POOLS = {}
+_POOLS_GUARD = threading.Lock()
+
+
+def _pool(workers):
+    with _POOLS_GUARD:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="sklearn_ssse")
+        return _POOLS[workers]
+
+
+#: Blocks from this size on are changed one per thread (see ``_blockwise``).
+_THREADED_BLOCK_SIZE = 1024
+
+#: Pending column groups kept side by side before they are concatenated (each group is a
+#: request; a few groups cost a few more small products, a concatenation copies them all).
+_MAX_GROUPS = 8
+
+
 @dataclass
 class _Block:
-    """State of one block; ``size`` is its dimension ``d``."""
+    """State of one block; ``size`` is its dimension ``d``.
+
+    Pending columns are kept in groups, one per request (arrays, or a request's shared rows
+    and this block's scales), so that a request appends its own columns and never copies
+    the earlier ones; ``Z`` (the base inverse times them, when ``damping == 0``) follows
+    the same grouping. No array of a block is written in place."""
 
     size: int
     inverse: np.ndarray | None = None  # M₀⁻¹ (damping == 0)
     eigvecs: np.ndarray | None = None  # Q (damping > 0)
     eigvals: np.ndarray | None = None  # Λ (damping > 0)
-    V: np.ndarray = None  # (d, K) pending columns
+    V: tuple = ()  # pending column groups, (d, k_j) each
     signs: np.ndarray = None  # (K,) +1 join, -1 leave
-    Z: np.ndarray | None = None  # M₀⁻¹V, cached when damping == 0
-    capacitance: np.ndarray | None = None  # diag(s) + VᵀM₀⁻¹V, when damping == 0
+    Z: tuple | None = None  # M₀⁻¹V per group (damping == 0)
+    capacitance: np.ndarray | None = None  # diag(s) + VᵀM₀⁻¹V (damping == 0)
+    ZtZ: np.ndarray | None = None  # ZᵀZ (damping == 0), for the trace of the inverse
 
     def __post_init__(self):
-        if self.V is None:
-            self.V = np.zeros((self.size, 0))
+        self.V = _as_groups(self.V)
+        if self.signs is None:
             self.signs = np.zeros(0)
+        if self.inverse is not None:
+            self.Z = () if self.Z is None else _as_groups(self.Z)
+            if self.capacitance is None or not self.Z:
+                self.capacitance = np.zeros((0, 0))
+            if self.ZtZ is None:
+                Z = _columns(self.Z, self.size)
+                self.ZtZ = Z.T @ Z
+
+    def __setstate__(self, state):
+        # Format 1 kept the pending term as single arrays and no ZᵀZ.
+        self.__dict__.update(state)
+        self.__dict__.setdefault("ZtZ", None)
+        self.__post_init__()
 
     @property
     def rank(self):
-        return self.V.shape[1]
+        return _width(self.V)
 
     @property
     def nbytes(self):
-        arrays = (self.inverse, self.eigvecs, self.eigvals, self.V, self.signs, self.Z)
-        return sum(a.nbytes for a in arrays if a is not None)
+        arrays = (self.inverse, self.eigvecs, self.eigvals, self.signs, self.capacitance)
+        groups = self.V + (self.Z or ())
+        return sum(a.nbytes for a in arrays if a is not None) + sum(P.nbytes for P in groups)
 
     @property
     def dtype(self):
         return (self.inverse if self.inverse is not None else self.eigvecs).dtype
+
+
+def _as_groups(value):
+    if value is None:
+        return ()
+    if isinstance(value, np.ndarray):
+        return (value,) if value.shape[1] else ()
+    return tuple(value)
+
+
+class _Pending(tuple):
+    """A block's pending term after a change: ``(V, signs, Z, capacitance, ZtZ)``."""
+
+    __slots__ = ()
+
+    def __new__(cls, V, signs, Z, capacitance, ZtZ=None):
+        return super().__new__(cls, (V, signs, Z, capacitance, ZtZ))
 
 
 @dataclass
@@ -180,6 +349,29 @@ class BlockFisherInverse:
         return Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(function)(*item) for item in items
         )
+
+    def _blockwise(self, function, items):
+        """Per-block work of a change or a solve, in threads with single-threaded BLAS when
+        the blocks are large: a ``d × k`` product runs below the square-GEMM rate on a
+        multi-threaded BLAS, one product per core does not, and each thread's small
+        operations overlap the other's product."""
+        workers = self._block_workers(len(items))
+        if workers == 1:
+            return [function(*item) for item in items]
+        cores = max(1, effective_n_jobs(-1))
+        with threadpool_limits(limits=max(1, cores // workers), user_api="blas"):
+            # A standing pool: joblib's per-call pool costs ~20 ms, a whole small request.
+            futures = [_pool(workers).submit(function, *item) for item in items]
+            return [future.result() for future in futures]
+
+    def _block_workers(self, n_items):
+        if n_items < 2:
+            return 1
+        if self.n_jobs is not None:
+            return max(1, min(effective_n_jobs(self.n_jobs), n_items))
+        if max(blk.size for blk in self.blocks_) < _THREADED_BLOCK_SIZE:
+            return 1
+        return max(1, min(effective_n_jobs(-1), n_items))
 
     @staticmethod
     def _penalties(penalty, sizes):
@@ -367,7 +559,13 @@ class BlockFisherInverse:
     def nbytes(self):
         """Bytes held by the stored blocks (base factors and pending low-rank terms)."""
         self._check_fitted()
-        return int(sum(blk.nbytes for blk in self.blocks_))
+        shared = {
+            id(P.rows): P.rows.nbytes
+            for blk in self.blocks_
+            for P in blk.V
+            if isinstance(P, _ScaledColumns)
+        }
+        return int(sum(blk.nbytes for blk in self.blocks_) + sum(shared.values()))
 
     # ------------------------------------------------------------------ solving
     def _base_solve(self, blk, R, m):
@@ -380,35 +578,45 @@ class BlockFisherInverse:
         ].astype(Q.dtype)
         return Q @ scaled
 
-    def _block_pieces(self, blk, m, extra=None):
-        """Pending columns, signs, ``base⁻¹V`` and the capacitance, with ``extra`` appended.
+    def _block_pieces(self, blk, m, extra=None, memo=None):
+        """A block's pending term ``(V, s, Z, cap, ZtZ)`` (``Z = base⁻¹V`` per column group),
+        with ``extra = (W, t, ZW)`` appended for a change being prepared (``ZW = base⁻¹W``
+        from the same pass as the right-hand sides).
 
-        ``extra`` is ``(W, t, ZW)`` for a change being prepared (``ZW = base⁻¹W`` already
-        computed in the same pass as the right-hand sides)."""
-        if blk.inverse is not None and blk.Z is not None and extra is None:
-            return blk.V, blk.signs, blk.Z, blk.capacitance
-        V, s = blk.V, blk.signs
+        Only new groups and small matrices are made: the block's own groups are shared,
+        never copied or written (``memo`` shares merged rows between blocks)."""
         if blk.inverse is not None:
-            Z, cap = blk.Z, blk.capacitance
-            if Z is None:
-                Z, cap = np.zeros((blk.size, 0)), np.zeros((0, 0))
+            V, s, Z, cap, ZtZ = blk.V, blk.signs, blk.Z, blk.capacitance, blk.ZtZ
         else:
-            Z = self._base_solve(blk, V, m).astype(np.float64) if V.shape[1] else V
-            cap = np.diag(s) + V.T @ Z if V.shape[1] else np.zeros((0, 0))
+            Vc = _columns(blk.V, blk.size)
+            if Vc.shape[1]:
+                Zc = self._base_solve(blk, Vc, m).astype(np.float64)
+                V, Z, cap = (Vc,), (Zc,), np.diag(blk.signs) + Vc.T @ Zc
+            else:
+                V, Z, cap = (), (), np.zeros((0, 0))
+            s, ZtZ = blk.signs, None
         if extra is None:
-            return V, s, Z, cap
+            return _Pending(V, s, Z, cap, ZtZ)
         W, t, ZW = extra
-        cross = V.T @ ZW
-        cap = np.block([[cap, cross], [cross.T, np.diag(t) + W.T @ ZW]])
-        return np.hstack([V, W]), np.concatenate([s, t]), np.hstack([Z, ZW]), cap
+        cross = _transpose_dot(V, ZW)
+        inner = W.T @ ZW if isinstance(W, np.ndarray) else W.transpose_dot(ZW)
+        cap = np.block([[cap, cross], [cross.T, np.diag(t) + inner]])
+        if ZtZ is not None:
+            zz = _transpose_dot(Z, ZW)
+            ZtZ = np.block([[ZtZ, zz], [zz.T, ZW.T @ ZW]])
+        V, Z = V + (W,), Z + (ZW,)
+        if len(V) > _MAX_GROUPS:
+            V = _merge_groups(V, blk.size, {} if memo is None else memo)
+            Z = (_columns(Z, blk.size),)
+        return _Pending(V, np.concatenate([s, t]), Z, cap, ZtZ)
 
     @staticmethod
     def _woodbury_apply(ZR, V, Z, cap, R_rhs_proj):
         """``base⁻¹R − Z·cap⁻¹·(Vᵀ base⁻¹R)``; ``R_rhs_proj = Vᵀ base⁻¹R``."""
-        if V.shape[1] == 0:
+        if not _width(V):
             return ZR
         coeffs = linalg.solve(cap, R_rhs_proj, assume_a="sym", check_finite=False)
-        return ZR - Z @ coeffs
+        return ZR - _dot(Z, coeffs)
 
     def solve(self, R, *, change=None):
         """Return ``B_b⁻¹ R_b`` for every block, optionally for the matrix after ``change``.
@@ -435,23 +643,54 @@ class BlockFisherInverse:
         if change is not None and len(change.blocks) != len(self.blocks_):
             raise ValueError("This change was prepared for another BlockFisherInverse.")
         m = self.n_samples_ if change is None else change.n_samples
-        out = []
+        Rs = [np.asarray(Rb, dtype=np.float64) for Rb in Rs]
         for b, (blk, Rb) in enumerate(zip(self.blocks_, Rs)):
-            Rb = np.asarray(Rb, dtype=np.float64)
-            vector = Rb.ndim == 1
-            Rb = Rb[:, None] if vector else Rb
             if Rb.shape[0] != blk.size:
                 raise ValueError(
                     f"Right-hand side of block {b} has {Rb.shape[0]} rows, expected {blk.size}."
                 )
-            if change is None:
-                V, s, Z, cap = self._block_pieces(blk, m)
-            else:
-                V, s, Z, cap = change.blocks[b]
+
+        def solve_block(b, blk, Rb):
+            vector = Rb.ndim == 1
+            Rb = Rb[:, None] if vector else Rb
+            pending = self._block_pieces(blk, m) if change is None else change.blocks[b]
+            V, _, Z, cap, _ = pending
             ZR = self._base_solve(blk, Rb, m).astype(np.float64)
-            x = m * self._woodbury_apply(ZR, V, Z, cap, V.T @ ZR)
-            out.append(x[:, 0] if vector else x)
+            x = m * self._woodbury_apply(ZR, V, Z, cap, _transpose_dot(V, ZR))
+            return x[:, 0] if vector else x
+
+        items = [(b, blk, Rb) for b, (blk, Rb) in enumerate(zip(self.blocks_, Rs))]
+        out = self._blockwise(solve_block, items)
         return np.stack(out) if as_array else out
+
+    def inverse_trace(self, *, change=None):
+        """``tr(B_b⁻¹)`` per block (damping 0), optionally after ``change``, without a pass
+        over the blocks: ``m·(tr(M₀⁻¹) − tr(cap⁻¹ZᵀZ))`` from the stored inverse's diagonal
+        and the pending term's ``K × K`` matrices.
+
+        Returns
+        -------
+        traces : ndarray of shape (n_blocks,)
+        rounding : ndarray of shape (n_blocks,)
+            A bound of the round-off of each trace (``64·u·(|base| + |pending|)·m``, ``u``
+            the storage precision's).
+        """
+        self._check_fitted()
+        if any(blk.inverse is None for blk in self.blocks_):
+            raise ValueError("inverse_trace needs undamped blocks (damping == 0).")
+        m = self.n_samples_ if change is None else change.n_samples
+
+        def trace_block(b, blk):
+            _, _, _, cap, ZtZ = self._block_pieces(blk, m) if change is None else change.blocks[b]
+            base = float(np.trace(blk.inverse, dtype=np.float64))
+            pending = 0.0
+            if cap.shape[0]:
+                pending = float(np.trace(linalg.solve(cap, ZtZ, assume_a="sym")))
+            u = np.finfo(blk.inverse.dtype).eps
+            return m * (base - pending), m * 64 * u * (abs(base) + abs(pending))
+
+        traces = self._blockwise(trace_block, list(enumerate(self.blocks_)))
+        return np.array([t for t, _ in traces]), np.array([r for _, r in traces])
 
     # ------------------------------------------------------------------ changes
     def prepare_change(self, factors, *, sign=-1, rhs=None, n_samples=None):
@@ -459,9 +698,10 @@ class BlockFisherInverse:
 
         Parameters
         ----------
-        factors : sequence of {ndarray, sparse matrix} of shape (k, d_b)
+        factors : sequence of {ndarray, sparse matrix} of shape (k, d_b), or SharedRowFactors
             The factor rows of the samples leaving (``sign=-1``) or joining (``sign=+1``),
-            one array per block, in the same convention as :meth:`fit`.
+            one array per block, in the same convention as :meth:`fit`. With
+            :class:`SharedRowFactors` the pending term keeps the rows once for all blocks.
         sign : {-1, +1}, default=-1
         rhs : sequence of ndarray of shape (d_b,) or (d_b, r), default=None
             Right-hand sides to solve against the changed matrix in the same pass over each
@@ -486,15 +726,22 @@ class BlockFisherInverse:
         self._check_fitted()
         if sign not in (-1, 1):
             raise ValueError(f"sign must be -1 or +1, got {sign!r}.")
-        factors = list(factors)
+        shared = factors if isinstance(factors, SharedRowFactors) else None
+        if shared is None:
+            factors = list(factors)
         if len(factors) != len(self.blocks_):
             raise ValueError(
                 f"Expected factors for {len(self.blocks_)} blocks, got {len(factors)}."
             )
-        ks = {U.shape[0] for U in factors}
-        if len(ks) != 1:
-            raise ValueError(f"All blocks need the same number of rows, got {sorted(ks)}.")
-        k = ks.pop()
+        if shared is None:
+            ks = {U.shape[0] for U in factors}
+            if len(ks) != 1:
+                raise ValueError(f"All blocks need the same number of rows, got {sorted(ks)}.")
+            k = ks.pop()
+        else:
+            k = shared.rows.shape[0]
+            if not (np.all(np.isfinite(shared.rows)) and np.all(np.isfinite(shared.scales))):
+                raise ValueError("The factors contain NaN or infinity.")
         if n_samples is not None and int(n_samples) < 0:
             raise ValueError(f"n_samples must be a count >= 0, got {n_samples!r}.")
         m_new = self.n_samples_ + sign * (k if n_samples is None else int(n_samples))
@@ -508,15 +755,21 @@ class BlockFisherInverse:
                 raise ValueError(
                     f"Expected right-hand sides for {len(self.blocks_)} blocks, got {len(rhs)}."
                 )
-        blocks, solutions = [], ([] if rhs is not None else None)
-        residuals = [] if rhs is not None else None
-        for b, (blk, U) in enumerate(zip(self.blocks_, factors)):
-            W = _as_dense_factor(U, np.float64).T  # (d, k)
+        memo = {}
+        sign_columns = np.full(k, float(sign))
+
+        def prepare_block(b, blk):
+            if shared is None:
+                W = _as_dense_factor(factors[b], np.float64).T  # (d, k)
+                group = W
+            else:
+                W = shared.rows.T * shared.scales[:, b]  # (d, k), for this block's product
+                group = _ScaledColumns(shared.rows, np.ascontiguousarray(shared.scales[:, b]))
             if W.shape[0] != blk.size:
                 raise ValueError(
                     f"Factor of block {b} has {W.shape[0]} columns, expected {blk.size}."
                 )
-            if not np.all(np.isfinite(W)):
+            if shared is None and not np.all(np.isfinite(W)):
                 raise ValueError(f"Factor of block {b} contains NaN or infinity.")
             Rb = vector = None
             if rhs is not None:
@@ -527,36 +780,50 @@ class BlockFisherInverse:
                     raise ValueError(
                         f"Right-hand side of block {b} has {Rb.shape[0]} rows, expected {blk.size}."
                     )
-            t = np.full(k, float(sign))
+            t = sign_columns
             # New columns (and right-hand sides) go through the base in one matrix product.
-            cols = W if blk.inverse is not None else np.hstack([blk.V, W])
-            width = cols.shape[1]
+            old = None if blk.inverse is not None else _columns(blk.V, blk.size)
+            width = k if old is None else old.shape[1] + k
             # A gradient sum of the changed samples usually lies in the span of their factor
             # columns (both are multiples of the same rows x̃_i): then base⁻¹R = base⁻¹W·c
             # and the pass over the block carries k columns instead of k + r.
             in_span = _span_coefficients(W, Rb) if Rb is not None else None
+            pieces = [W] if old is None else [old, W]
             if Rb is not None and in_span is None:
-                cols = np.hstack([cols, Rb])
+                pieces.append(Rb)
+            cols = np.empty((blk.size, sum(P.shape[1] for P in pieces)), dtype=blk.dtype, order="F")
+            start = 0
+            for P in pieces:
+                cols[:, start : start + P.shape[1]] = P
+                start += P.shape[1]
             solved = self._base_solve(blk, cols, m_new).astype(np.float64, copy=False)
+            del cols
+            ZR = None
             if in_span is not None:
-                solved = np.hstack([solved, solved[:, width - k : width] @ in_span])
-            if blk.inverse is not None:
-                V, s, Z, cap = self._block_pieces(blk, m_new, extra=(W, t, solved[:, :width]))
+                ZR = solved[:, width - k : width] @ in_span
+            elif Rb is not None:
+                ZR = solved[:, width:]
+            if old is None:
+                pending = self._block_pieces(blk, m_new, extra=(group, t, solved[:, :k]), memo=memo)
             else:
                 # With damping the shift m·λ changes, so base⁻¹ of old columns is recomputed.
-                Vall = cols[:, :width]
+                Vall = np.hstack([old, W])
                 sall = np.concatenate([blk.signs, t])
                 Z = np.ascontiguousarray(solved[:, :width])
-                V, s, cap = Vall, sall, np.diag(sall) + Vall.T @ Z
+                pending = _Pending((Vall,), sall, (Z,), np.diag(sall) + Vall.T @ Z)
+            V, s, Z, cap, _ = pending
             self._check_definite(b, s, cap)
-            blocks.append((V, s, Z, cap))
-            if Rb is not None:
-                ZR = solved[:, width:]
-                x = self._woodbury_apply(ZR, V, Z, cap, V.T @ ZR)
-                x, residual = _refine_woodbury(x, ZR, V, s, Z, cap)
-                residuals.append(residual)
-                x = m_new * x
-                solutions.append(x[:, 0] if vector else x)
+            if Rb is None:
+                return pending, None, None
+            x = self._woodbury_apply(ZR, V, Z, cap, _transpose_dot(V, ZR))
+            x, residual = _refine_woodbury(x, ZR, V, s, Z, cap)
+            x = m_new * x
+            return pending, (x[:, 0] if vector else x), residual
+
+        done = self._blockwise(prepare_block, list(enumerate(self.blocks_)))
+        blocks = [pending for pending, _, _ in done]
+        solutions = None if rhs is None else [x for _, x, _ in done]
+        residuals = None if rhs is None else [r for _, _, r in done]
         return CurvatureChange(
             n_samples=m_new, blocks=blocks, solutions=solutions, residuals=residuals
         )
@@ -583,10 +850,10 @@ class BlockFisherInverse:
         self._check_fitted()
         if len(change.blocks) != len(self.blocks_):
             raise ValueError("This change was prepared for another BlockFisherInverse.")
-        for blk, (V, s, Z, cap) in zip(self.blocks_, change.blocks):
+        for blk, (V, s, Z, cap, ZtZ) in zip(self.blocks_, change.blocks):
             blk.V, blk.signs = V, s
             if blk.inverse is not None:
-                blk.Z, blk.capacitance = Z, cap
+                blk.Z, blk.capacitance, blk.ZtZ = Z, cap, ZtZ
         self.n_samples_ = change.n_samples
         for blk in self.blocks_:
             if blk.rank > self.max_pending_rank:
@@ -609,14 +876,16 @@ class BlockFisherInverse:
 
     def _fold(self, blk):
         if blk.inverse is not None:
-            blk.inverse = _fold_woodbury(blk.inverse, blk.Z, blk.capacitance)
-            blk.Z, blk.capacitance = None, None
+            Z = _columns(blk.Z, blk.size)
+            blk.inverse = _fold_woodbury(blk.inverse, Z, blk.capacitance)
+            blk.Z, blk.capacitance, blk.ZtZ = (), np.zeros((0, 0)), np.zeros((0, 0))
         else:
             Q = blk.eigvecs.astype(np.float64)
-            M = (Q * blk.eigvals) @ Q.T + (blk.V * blk.signs) @ blk.V.T
+            V = _columns(blk.V, blk.size)
+            M = (Q * blk.eigvals) @ Q.T + (V * blk.signs) @ V.T
             eigvals, eigvecs = linalg.eigh(M, overwrite_a=True, check_finite=False)
             blk.eigvecs, blk.eigvals = eigvecs.astype(blk.dtype), np.maximum(eigvals, 0.0)
-        blk.V = np.zeros((blk.size, 0))
+        blk.V = ()
         blk.signs = np.zeros(0)
 
     # ------------------------------------------------------------------ dense views
@@ -664,11 +933,11 @@ def _refine_woodbury(x, ZR, V, s, Z, cap, *, steps=2):
     factors. Returns the best ``x`` and its relative residual
     ``‖e‖ / (‖ZR‖ + ‖x‖ + ‖Z·diag(s)·Vᵀx‖)``.
     """
-    if V.shape[1] == 0:
+    if not _width(V):
         return x, 0.0
 
     def residual(x):
-        w = Z @ (s[:, None] * (V.T @ x))
+        w = _dot(Z, s[:, None] * _transpose_dot(V, x))
         e = ZR - x - w
         scale = np.linalg.norm(ZR) + np.linalg.norm(x) + np.linalg.norm(w)
         return e, (float(np.linalg.norm(e) / scale) if scale > 0 else 0.0)
@@ -678,8 +947,8 @@ def _refine_woodbury(x, ZR, V, s, Z, cap, *, steps=2):
     for _ in range(steps):
         if not relative > floor:
             break
-        coeffs = linalg.solve(cap, V.T @ e, assume_a="sym", check_finite=False)
-        candidate = x + (e - Z @ coeffs)
+        coeffs = linalg.solve(cap, _transpose_dot(V, e), assume_a="sym", check_finite=False)
+        candidate = x + (e - _dot(Z, coeffs))
         e_candidate, candidate_relative = residual(candidate)
         if not candidate_relative < relative:
             break
@@ -697,7 +966,8 @@ def _symmetric_product(A, R):
         return A @ R
     if R.shape[1] == 1:
         return (A @ R[:, 0])[:, None]
-    if R.shape[1] <= 8:
+    if R.shape[1] <= 8 or R.flags.f_contiguous:
+        # (also the faster form of a wide product on one thread per block, see _blockwise)
         return (np.ascontiguousarray(R.T) @ A).T
     return A @ R
 

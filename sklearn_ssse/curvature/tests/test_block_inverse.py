@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sklearn_ssse.curvature import (
     BlockFisherInverse,
     CurvatureError,
+    SharedRowFactors,
     batch_average,
     sherman_morrison_inverse,
     weighted_gram,
@@ -253,3 +254,134 @@ def test_errors_are_clear():
         sherman_morrison_inverse(U, damping=0.0)
     with pytest.raises(ValueError, match="rows"):
         inv.solve([np.ones(3)])
+
+
+# ------------------------------------------------------------------ shared rows, groups, threads
+def _shared_problem(seed, n=70, d=6, n_blocks=3):
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(n, d))
+    scales = rng.uniform(0.2, 1.5, size=(n, n_blocks))
+    factors = [rows * scales[:, [b]] for b in range(n_blocks)]
+    return rng, rows, scales, factors, np.r_[np.full(d - 1, 0.5), 0.0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.integers(1, 4), min_size=1, max_size=14),
+    st.sampled_from([0.0, 0.3]),
+    st.sampled_from([None, 2]),
+)
+def test_shared_row_changes_equal_dense_inverse_over_many_requests(seed, sizes, damping, n_jobs):
+    """Requests given as shared rows (one group per request, merged past eight, folded at
+    the pending limit, run one block per thread with ``n_jobs``) equal the list of scaled
+    factors and the dense inverse of the remaining rows, with right-hand sides solved in
+    the same pass."""
+    rng, rows, scales, factors, penalty = _shared_problem(seed)
+    n, d = rows.shape
+    sizes = sizes[: max(1, sum(np.cumsum(sizes) <= n - d - 5))]
+    shared = BlockFisherInverse(damping=damping, max_pending_rank=20, n_jobs=n_jobs)
+    listed = BlockFisherInverse(damping=damping, max_pending_rank=20)
+    shared.fit(factors, penalty=penalty)
+    listed.fit(factors, penalty=penalty)
+    start = 0
+    for k in sizes:
+        part = slice(start, start + k)
+        rhs = [rng.normal(size=(d, 2)) for _ in factors]
+        with_shared = shared.prepare_change(
+            SharedRowFactors(rows[part], scales[part]), sign=-1, rhs=rhs
+        )
+        with_list = listed.prepare_change([U[part] for U in factors], sign=-1, rhs=rhs)
+        for U, R, a, b in zip(factors, rhs, with_shared.solutions, with_list.solutions):
+            expected = np.linalg.solve(_dense_B(U[start + k :], penalty, damping), R)
+            assert _rel(a, expected) < 1e-8
+            assert _rel(b, expected) < 1e-8
+        shared.apply(with_shared)
+        listed.apply(with_list)
+        start += k
+        assert shared.pending_rank_ == listed.pending_rank_
+        groups = [len(blk.V) for blk in shared.blocks_]
+        assert max(groups) <= 8
+    for U, got in zip(factors, shared.inverse_dense()):
+        assert _rel(got, np.linalg.inv(_dense_B(U[start:], penalty, damping))) < 1e-8
+    if damping == 0:
+        traces, rounding = shared.inverse_trace()
+        for U, trace, error in zip(factors, traces, rounding):
+            expected = np.trace(np.linalg.inv(_dense_B(U[start:], penalty, 0.0)))
+            assert abs(trace - expected) <= 1e-9 * abs(expected) + error
+
+
+def test_shared_rows_are_kept_once_for_all_blocks():
+    _, rows, scales, factors, penalty = _shared_problem(0, n_blocks=4)
+    inv = BlockFisherInverse().fit(factors, penalty=penalty)
+    before = inv.nbytes
+    inv.apply(inv.prepare_change(SharedRowFactors(rows[:5], scales[:5])))
+    groups = [blk.V[0] for blk in inv.blocks_]
+    assert all(g.rows is groups[0].rows for g in groups)
+    # the rows once (5·d), a scale per block, Z per block (d·5) and small matrices
+    d = rows.shape[1]
+    assert inv.nbytes - before < 8 * (5 * d + 4 * (5 + d * 5 + 3 * 25 + 5))
+
+
+def test_the_threaded_path_equals_the_sequential_one():
+    """Blocks changed one per thread (with single-threaded BLAS) give what one thread gives,
+    to round-off, and leave nothing behind: a second request still agrees."""
+    rng = np.random.default_rng(4)
+    d = 40
+    factors = [rng.normal(size=(200, d)) for _ in range(5)]
+    threaded = BlockFisherInverse(n_jobs=2).fit(factors, penalty=np.ones(d))
+    sequential = BlockFisherInverse(n_jobs=1).fit(factors, penalty=np.ones(d))
+    assert threaded._block_workers(5) == 2 and sequential._block_workers(5) == 1
+    for part in (slice(0, 7), slice(7, 9)):
+        rhs = [rng.normal(size=d) for _ in factors]
+        a = threaded.prepare_change([U[part] for U in factors], rhs=rhs)
+        b = sequential.prepare_change([U[part] for U in factors], rhs=rhs)
+        for x, y in zip(a.solutions, b.solutions):
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+        threaded.apply(a)
+        sequential.apply(b)
+    R = [rng.normal(size=(d, 3)) for _ in factors]
+    for x, y in zip(threaded.solve(R), sequential.solve(R)):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_blocks_saved_with_single_pending_arrays_load():
+    """Format 1 stored the pending term as one ``V`` and one ``Z`` array (and no ``ZᵀZ``):
+    such a block loads into column groups and solves as before."""
+    import pickle
+
+    from sklearn_ssse.curvature._block_inverse import _Block, _columns
+
+    rng = np.random.default_rng(2)
+    U = rng.normal(size=(60, 5))
+    inv = BlockFisherInverse().fit([U], penalty=np.ones(5))
+    inv.downdate([U[:3]])
+    inv.downdate([U[3:5]])
+    blk = inv.blocks_[0]
+    old_state = dict(vars(blk))
+    old_state["V"] = _columns(blk.V, 5)
+    old_state["Z"] = _columns(blk.Z, 5)
+    del old_state["ZtZ"]
+    loaded = _Block.__new__(_Block)
+    loaded.__setstate__(old_state)
+    assert len(loaded.V) == 1 and loaded.rank == 5
+    np.testing.assert_allclose(loaded.ZtZ, old_state["Z"].T @ old_state["Z"], rtol=1e-14)
+    restored = pickle.loads(pickle.dumps(inv))
+    restored.blocks_ = [loaded]
+    R = rng.normal(size=(5, 2))
+    np.testing.assert_allclose(restored.solve([R])[0], inv.solve([R])[0], rtol=1e-13)
+    expected = np.linalg.solve(_dense_B(U[5:], np.ones(5), 0.0), R)
+    assert _rel(restored.solve([R])[0], expected) < 1e-10
+
+
+def test_shared_row_factors_validate_and_index():
+    rows, scales = np.ones((3, 4)), np.arange(6.0).reshape(3, 2)
+    factors = SharedRowFactors(rows, scales)
+    assert len(factors) == 2
+    np.testing.assert_array_equal(factors[1], rows * scales[:, [1]])
+    assert [f.shape for f in factors] == [(3, 4), (3, 4)]
+    with pytest.raises(ValueError, match="same k"):
+        SharedRowFactors(rows, scales[:2])
+    inv = BlockFisherInverse().fit([np.eye(4) * 3] * 2, penalty=np.ones(4))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        inv.prepare_change(SharedRowFactors(rows, np.full((3, 2), np.nan)))
