@@ -22,7 +22,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn_ssse._fingerprint.FingerprintMultiset",
     "sklearn_ssse.curvature._block_inverse.BlockFisherInverse",
     "sklearn_ssse.curvature._block_inverse._Block",
-    "sklearn_ssse.curvature._block_inverse._ScaledColumns",
+    "sklearn_ssse.curvature._pending._ScaledColumns",
     "sklearn_ssse.linear_model._glm.GLMCurvature",
     "sklearn_ssse.linear_model._glm.UnlearnableGammaRegressor",
     "sklearn_ssse.linear_model._glm.UnlearnablePoissonRegressor",

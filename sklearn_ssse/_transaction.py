@@ -13,6 +13,7 @@ import weakref
 from numbers import Real
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from . import _bounds
 from ._pipeline import warn_if_fitted_in_pipeline
@@ -283,6 +284,34 @@ class ForgetTransactionMixin:
                 new_state["_label_counts"] = plan.label_counts
             # Commit: one rebinding of the attribute dict, which cannot fail half-way.
             _commit(self, None, new_state)
+        return self
+
+    @transactional
+    def compact(self):
+        """Fold the pending low-rank changes into the stored matrices; the state then keeps
+        no feature row of an erased sample.
+
+        Between folds, which ``forget`` makes once a block's pending rank exceeds
+        ``max_pending_rank`` (256), the curvature keeps what the Woodbury identity needs of
+        the samples erased since the last fold: their rows ``x̃_i`` (once for all blocks)
+        and the stored inverse times their scaled rows; the distance bound's Gram keeps the
+        same rows. ``compact`` replaces both by the matrices of the remaining samples (one
+        copy and one rank-``K`` update per block), as one transaction. Call it before a
+        model that has erased samples is saved or shared; predictions do not change, and
+        later requests agree with those of the model before it to round-off. The erasure
+        log keeps what it always does (digests of the erased samples' fingerprints).
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        curvature = self.curvature_
+        if hasattr(curvature, "fold_pending") and any(curvature.pending_rank_):
+            self.curvature_ = _copy_curvature(curvature).fold_pending()
+        gram = self.__dict__.get("_bound_gram")
+        if isinstance(gram, _bounds.DowndatedGram) and gram.rows:
+            self._bound_gram = gram.toarray()
         return self
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -44,121 +43,24 @@ from ._build import (
     sherman_morrison_inverse,
     weighted_gram,
 )
+from ._pending import (
+    _MAX_GROUPS,
+    SharedRowFactors,
+    _as_groups,
+    _columns,
+    _dot,
+    _merge_groups,
+    _Pending,
+    _ScaledColumns,
+    _transpose_dot,
+    _width,
+)
 
 __all__ = ["BlockFisherInverse", "CurvatureError", "CurvatureMemoryError"]
 
 
 class CurvatureError(np.linalg.LinAlgError, ValueError):
     """A curvature block is singular, indefinite or ill-conditioned for the requested operation."""
-
-
-class SharedRowFactors(Sequence):
-    """Factors that share their rows: block ``b``'s factor rows are ``scales[:, b] * rows``.
-
-    A multi-output linear model's curvature terms have this form: sample ``i`` contributes
-    ``a_{ib}·x̃_i`` to every block ``b`` (``a = √ℓ''`` for the Hessian, ``ℓ'`` for the
-    empirical Fisher). Passed to :meth:`BlockFisherInverse.prepare_change`, the pending
-    columns of all blocks then keep the ``k × d`` rows once (and a scale per block)
-    instead of ``L`` scaled copies; elsewhere it behaves as the list of the scaled
-    factors.
-
-    Parameters
-    ----------
-    rows : ndarray of shape (k, d)
-    scales : ndarray of shape (k, L)
-    """
-
-    def __init__(self, rows, scales):
-        rows = np.ascontiguousarray(rows, dtype=np.float64)
-        scales = np.asarray(scales, dtype=np.float64)
-        if rows.ndim != 2 or scales.ndim != 2 or scales.shape[0] != rows.shape[0]:
-            raise ValueError(
-                f"rows (k, d) and scales (k, L) must have the same k, got {rows.shape} and "
-                f"{scales.shape}."
-            )
-        self.rows, self.scales = rows, scales
-
-    def __len__(self):
-        return self.scales.shape[1]
-
-    def __getitem__(self, b):
-        if not -len(self) <= b < len(self):
-            raise IndexError(b)
-        return self.rows * self.scales[:, [b]]
-
-    @property
-    def shape(self):
-        return self.rows.shape
-
-
-class _ScaledColumns:
-    """The columns ``rowsᵀ·diag(scale)`` (a ``d × k`` group of pending columns), kept as the
-    shared rows and one scale per column."""
-
-    def __init__(self, rows, scale):
-        self.rows, self.scale = rows, scale
-
-    @property
-    def shape(self):
-        return (self.rows.shape[1], self.rows.shape[0])
-
-    @property
-    def nbytes(self):
-        return self.scale.nbytes  # the rows are shared by every block
-
-    def transpose_dot(self, X):
-        return self.scale[:, None] * (self.rows @ X)
-
-    def dot(self, C):
-        return self.rows.T @ (self.scale[:, None] * C)
-
-    def toarray(self):
-        return self.rows.T * self.scale
-
-
-def _width(parts):
-    return sum(P.shape[1] for P in parts)
-
-
-def _columns(parts, d):
-    """The column groups as one ``d × K`` array."""
-    arrays = [P if isinstance(P, np.ndarray) else P.toarray() for P in parts]
-    if not arrays:
-        return np.zeros((d, 0))
-    return arrays[0] if len(arrays) == 1 else np.hstack(arrays)
-
-
-def _transpose_dot(parts, X):
-    """``Vᵀ X`` for ``V`` given as column groups, shape ``(K, r)``."""
-    products = [P.T @ X if isinstance(P, np.ndarray) else P.transpose_dot(X) for P in parts]
-    if not products:
-        return np.zeros((0, X.shape[1]))
-    return products[0] if len(products) == 1 else np.vstack(products)
-
-
-def _dot(parts, C):
-    """``V C`` for ``V`` given as column groups (``C`` has ``K`` rows)."""
-    out, start = None, 0
-    for P in parts:
-        stop = start + P.shape[1]
-        term = P @ C[start:stop] if isinstance(P, np.ndarray) else P.dot(C[start:stop])
-        if out is None:
-            out = term
-        else:
-            out += term
-        start = stop
-    return out
-
-
-def _merge_groups(groups, d, memo):
-    """One group for several: shared rows are stacked once for all blocks (``memo``)."""
-    if all(isinstance(P, _ScaledColumns) for P in groups):
-        key = tuple(id(P.rows) for P in groups)
-        rows = memo.get(key)
-        if rows is None:  # (threads: setdefault keeps one stack for all blocks)
-            rows = memo.setdefault(key, np.vstack([P.rows for P in groups]))
-        return (_ScaledColumns(rows, np.concatenate([P.scale for P in groups])),)
-    return (_columns(groups, d),)
 
 
 _POOLS = {}
@@ -174,10 +76,6 @@ def _pool(workers):
 
 #: Blocks from this size on are changed one per thread (see ``_blockwise``).
 _THREADED_BLOCK_SIZE = 1024
-
-#: Pending column groups kept side by side before they are concatenated (each group is a
-#: request; a few groups cost a few more small products, a concatenation copies them all).
-_MAX_GROUPS = 8
 
 
 @dataclass
@@ -232,23 +130,6 @@ class _Block:
         return (self.inverse if self.inverse is not None else self.eigvecs).dtype
 
 
-def _as_groups(value):
-    if value is None:
-        return ()
-    if isinstance(value, np.ndarray):
-        return (value,) if value.shape[1] else ()
-    return tuple(value)
-
-
-class _Pending(tuple):
-    """A block's pending term after a change: ``(V, signs, Z, capacitance, ZtZ)``."""
-
-    __slots__ = ()
-
-    def __new__(cls, V, signs, Z, capacitance, ZtZ=None):
-        return super().__new__(cls, (V, signs, Z, capacitance, ZtZ))
-
-
 @dataclass
 class CurvatureChange:
     """A prepared (validated, not yet applied) change of samples in a :class:`BlockFisherInverse`.
@@ -295,8 +176,13 @@ class BlockFisherInverse:
     dtype : {"float64", "float32"}, default="float64"
         Storage precision of the blocks. Small matrices (capacitances) stay in float64.
     n_jobs : int, default=None
-        Blocks built in parallel with joblib (threads unless ``joblib.parallel_config`` says
-        otherwise). BLAS is already multi-threaded, so this pays for many small blocks.
+        Threads for the per-block work. Building: blocks in parallel with joblib (threads
+        unless ``joblib.parallel_config`` says otherwise; BLAS is already multi-threaded, so
+        this pays for many small blocks). Changes and solves: ``None`` changes blocks of
+        1,024 parameters or more one per core, each with single-threaded BLAS (a product
+        with a few hundred columns runs faster so than on a multi-threaded BLAS, and each
+        thread's small operations overlap the other's product), smaller ones in the calling
+        thread; an integer sets the number of threads.
     max_pending_rank : int, default=256
         Rank of pending downdates/updates above which they are folded into the base.
 
@@ -362,7 +248,12 @@ class BlockFisherInverse:
         with threadpool_limits(limits=max(1, cores // workers), user_api="blas"):
             # A standing pool: joblib's per-call pool costs ~20 ms, a whole small request.
             futures = [_pool(workers).submit(function, *item) for item in items]
-            return [future.result() for future in futures]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:  # a refused block refuses the change: stop the rest
+                    future.cancel()
+                raise
 
     def _block_workers(self, n_items):
         if n_items < 2:
@@ -873,6 +764,16 @@ class BlockFisherInverse:
     def update(self, factors):
         """Add samples: ``M ← M + Σ u uᵀ``, ``m ← m + k``. Returns self."""
         return self.apply(self.prepare_change(factors, sign=+1))
+
+    def fold_pending(self):
+        """Fold every block's pending low-rank term into its base (the matrices stay the
+        same; the pending columns, and with them the factor rows of the changed samples, are
+        dropped). Returns self."""
+        self._check_fitted()
+        for blk in self.blocks_:
+            if blk.rank:
+                self._fold(blk)
+        return self
 
     def _fold(self, blk):
         if blk.inverse is not None:

@@ -350,7 +350,8 @@ def test_blocks_saved_with_single_pending_arrays_load():
     such a block loads into column groups and solves as before."""
     import pickle
 
-    from sklearn_ssse.curvature._block_inverse import _Block, _columns
+    from sklearn_ssse.curvature._block_inverse import _Block
+    from sklearn_ssse.curvature._pending import _columns
 
     rng = np.random.default_rng(2)
     U = rng.normal(size=(60, 5))
@@ -385,3 +386,17 @@ def test_shared_row_factors_validate_and_index():
     inv = BlockFisherInverse().fit([np.eye(4) * 3] * 2, penalty=np.ones(4))
     with pytest.raises(ValueError, match="NaN or infinity"):
         inv.prepare_change(SharedRowFactors(rows, np.full((3, 2), np.nan)))
+
+
+def test_a_refused_block_in_the_threaded_path_refuses_the_change():
+    """A change that one block cannot take raises the same CurvatureError from the threads,
+    and leaves the inverse as it was."""
+    rng = np.random.default_rng(5)
+    factors = [rng.normal(size=(12, 4)) for _ in range(6)]
+    factors[3] = np.vstack([np.eye(4)[:3].repeat(4, axis=0)[:11], np.eye(4)[3:]])
+    inv = BlockFisherInverse(n_jobs=2).fit(factors, penalty=np.zeros(4))
+    before = inv.inverse_dense()
+    with pytest.raises(CurvatureError, match="block 3"):
+        inv.prepare_change([U[-1:] for U in factors])
+    for a, b in zip(before, inv.inverse_dense()):
+        np.testing.assert_array_equal(a, b)
