@@ -368,7 +368,8 @@ class DowndatedGram:
         return sum(R.shape[0] for R in self.rows)
 
     def downdated(self, Xt):
-        Xt = Xt.toarray() if sp.issparse(Xt) else np.asarray(Xt, dtype=np.float64)
+        # A copy: the rows are kept, so they must not be the caller's array.
+        Xt = Xt.toarray() if sp.issparse(Xt) else np.array(Xt, dtype=np.float64, copy=True)
         if self.n_rows + Xt.shape[0] > self.max_rows:
             return DowndatedGram(_fold_rows(self.base, self.rows + (Xt,)))
         return DowndatedGram(self.base, self.rows + (Xt,), self.base_norm)

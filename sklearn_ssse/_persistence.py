@@ -11,8 +11,10 @@ from ._transaction import _MISSING
 
 #: Version of the persisted (pickle / joblib / skops) state of the estimators. Raise it when
 #: a release changes the meaning of stored attributes; older releases then refuse the file
-#: instead of mis-reading it.
-FORMAT_VERSION = 1
+#: instead of mis-reading it. 2: pending curvature terms in column groups (with shared rows
+#: and ``ZᵀZ``) and the bounds' Gram with its removed rows; format 1 files still load (the
+#: curvature blocks convert themselves, an array Gram is still a Gram).
+FORMAT_VERSION = 2
 
 #: The package's own types in a persisted estimator, for ``skops.io.load(...,
 #: trusted=SKOPS_TRUSTED_TYPES)``. skops refuses types it does not know unless trusted.

@@ -111,3 +111,23 @@ def test_compact_is_a_transaction(monkeypatch):
     with pytest.raises(MemoryError, match="injected"):
         model.compact()
     assert_same_state(model, before)
+
+
+@pytest.mark.parametrize("Estimator", [UnlearnableLogisticRegression, UnlearnableRidge])
+def test_the_state_never_holds_the_callers_arrays(Estimator):
+    """Rows kept by a request (the pending term, the bounds' Gram) are copies: a caller who
+    reuses its ``X_removed`` buffer afterwards (here without an intercept, where ``[X, 1]``
+    is not formed) changes nothing in the model."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    y = (X[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)
+    if Estimator is UnlearnableRidge:
+        y = X @ np.ones(5) + rng.normal(size=300)
+    model = Estimator(fit_intercept=False).fit(X, y)
+    buffer = X[:4].copy()
+    model.forget(buffer, y[:4])
+    before = copy.deepcopy(model)
+    buffer[:] = X[100:104]
+    assert_same_state(model, before)
+    for array in _arrays(model):
+        assert not np.shares_memory(array, buffer)

@@ -22,6 +22,8 @@ The base is stored as
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -67,11 +69,49 @@ _POOLS = {}
 _POOLS_GUARD = threading.Lock()
 
 
+def _forget_pools_in_child():
+    # A forked child has the pools but not their threads: it must start its own.
+    global _POOLS_GUARD, _BLAS_LIMIT_GUARD
+    _POOLS.clear()
+    _POOLS_GUARD = threading.Lock()
+    _BLAS_LIMIT.update(users=0, limiter=None)
+    _BLAS_LIMIT_GUARD = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
 def _pool(workers):
     with _POOLS_GUARD:
         if workers not in _POOLS:
             _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="sklearn_ssse")
         return _POOLS[workers]
+
+
+_BLAS_LIMIT = {"users": 0, "limiter": None}
+_BLAS_LIMIT_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _blas_threads(limit):
+    """BLAS limited to ``limit`` threads while any request's per-block threads run.
+
+    The limit is process-wide (threadpoolctl): overlapping requests share one limiter, set
+    by the first and restored, to the original values, by the last (nested
+    ``threadpool_limits`` contexts left out of order would restore each other's limit)."""
+    with _BLAS_LIMIT_GUARD:
+        if _BLAS_LIMIT["users"] == 0:
+            _BLAS_LIMIT["limiter"] = threadpool_limits(limits=limit, user_api="blas")
+        _BLAS_LIMIT["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LIMIT_GUARD:
+            _BLAS_LIMIT["users"] -= 1
+            if _BLAS_LIMIT["users"] == 0:
+                _BLAS_LIMIT.pop("limiter").restore_original_limits()
+                _BLAS_LIMIT["limiter"] = None
 
 
 #: Blocks from this size on are changed one per thread (see ``_blockwise``).
@@ -121,7 +161,7 @@ class _Block:
 
     @property
     def nbytes(self):
-        arrays = (self.inverse, self.eigvecs, self.eigvals, self.signs, self.capacitance)
+        arrays = (self.inverse, self.eigvecs, self.eigvals, self.signs, self.capacitance, self.ZtZ)
         groups = self.V + (self.Z or ())
         return sum(a.nbytes for a in arrays if a is not None) + sum(P.nbytes for P in groups)
 
@@ -245,7 +285,7 @@ class BlockFisherInverse:
         if workers == 1:
             return [function(*item) for item in items]
         cores = max(1, effective_n_jobs(-1))
-        with threadpool_limits(limits=max(1, cores // workers), user_api="blas"):
+        with _blas_threads(max(1, cores // workers)):
             # A standing pool: joblib's per-call pool costs ~20 ms, a whole small request.
             futures = [_pool(workers).submit(function, *item) for item in items]
             try:
@@ -572,13 +612,25 @@ class BlockFisherInverse:
         m = self.n_samples_ if change is None else change.n_samples
 
         def trace_block(b, blk):
-            _, _, _, cap, ZtZ = self._block_pieces(blk, m) if change is None else change.blocks[b]
+            pieces = self._block_pieces(blk, m) if change is None else change.blocks[b]
+            _, _, _, cap, ZtZ = pieces
             base = float(np.trace(blk.inverse, dtype=np.float64))
-            pending = 0.0
+            u = np.finfo(blk.inverse.dtype).eps
+            pending = amplified = 0.0
             if cap.shape[0]:
                 pending = float(np.trace(linalg.solve(cap, ZtZ, assume_a="sym")))
-            u = np.finfo(blk.inverse.dtype).eps
-            return m * (base - pending), m * 64 * u * (abs(base) + abs(pending))
+                eigvals = getattr(pieces, "eigenvalues", None)
+                if eigvals is None:
+                    eigvals = np.linalg.eigvalsh((cap + cap.T) / 2)
+                # The capacitance carries the round-off of VᵀZ (and of Z = M₀⁻¹V in the
+                # storage precision), ‖E‖ ≲ (d + K)·u·max(‖cap‖, 1); the solve amplifies it
+                # to ‖E‖·‖cap⁻¹‖²·tr(ZᵀZ), large when a change nearly empties a direction.
+                smallest = float(np.min(np.abs(eigvals)))
+                size = blk.size + cap.shape[0]
+                perturbation = 64 * size * u * max(float(np.max(np.abs(eigvals))), 1.0)
+                amplified = perturbation * float(np.trace(ZtZ)) / smallest**2
+            rounding = 64 * u * (abs(base) + abs(pending)) + amplified
+            return m * (base - pending), m * rounding
 
         traces = self._blockwise(trace_block, list(enumerate(self.blocks_)))
         return np.array([t for t, _ in traces]), np.array([r for _, r in traces])
@@ -703,7 +755,7 @@ class BlockFisherInverse:
                 Z = np.ascontiguousarray(solved[:, :width])
                 pending = _Pending((Vall,), sall, (Z,), np.diag(sall) + Vall.T @ Z)
             V, s, Z, cap, _ = pending
-            self._check_definite(b, s, cap)
+            pending.eigenvalues = self._check_definite(b, s, cap)
             if Rb is None:
                 return pending, None, None
             x = self._woodbury_apply(ZR, V, Z, cap, _transpose_dot(V, ZR))
@@ -724,7 +776,7 @@ class BlockFisherInverse:
         """Haynsworth inertia: base + V·diag(s)·Vᵀ is positive definite iff the capacitance
         ``diag(s) + Vᵀ base⁻¹ V`` has exactly as many negative eigenvalues as ``s`` has −1."""
         if cap.shape[0] == 0:
-            return
+            return np.zeros(0)
         eigvals = np.linalg.eigvalsh((cap + cap.T) / 2)
         scale = max(np.abs(eigvals).max(), 1.0)
         negatives = int(np.sum(eigvals < 0))
@@ -733,6 +785,7 @@ class BlockFisherInverse:
                 f"After this change curvature block {b} would be singular or indefinite: the "
                 "remaining samples do not determine the parameters. Use damping > 0 or refit."
             )
+        return eigvals
 
     def apply(self, change):
         """Make a prepared change permanent. Cannot fail half-way: the new state is assigned

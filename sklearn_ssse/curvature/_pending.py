@@ -31,7 +31,9 @@ class SharedRowFactors(Sequence):
     """
 
     def __init__(self, rows, scales):
-        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        # A copy: the rows are kept in the pending term, so they must not be the caller's
+        # array (a later write into it would change the stored curvature).
+        rows = np.array(rows, dtype=np.float64, order="C", copy=True)
         scales = np.asarray(scales, dtype=np.float64)
         if rows.ndim != 2 or scales.ndim != 2 or scales.shape[0] != rows.shape[0]:
             raise ValueError(
@@ -137,9 +139,10 @@ def _as_groups(value):
 
 
 class _Pending(tuple):
-    """A block's pending term after a change: ``(V, signs, Z, capacitance, ZtZ)``."""
-
-    __slots__ = ()
+    """A block's pending term after a change: ``(V, signs, Z, capacitance, ZtZ)``, and the
+    capacitance's eigenvalues once the inertia check has computed them (``eigenvalues``)."""
 
     def __new__(cls, V, signs, Z, capacitance, ZtZ=None):
-        return super().__new__(cls, (V, signs, Z, capacitance, ZtZ))
+        pending = super().__new__(cls, (V, signs, Z, capacitance, ZtZ))
+        pending.eigenvalues = None
+        return pending

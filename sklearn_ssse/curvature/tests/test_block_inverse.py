@@ -400,3 +400,113 @@ def test_a_refused_block_in_the_threaded_path_refuses_the_change():
         inv.prepare_change([U[-1:] for U in factors])
     for a, b in zip(before, inv.inverse_dense()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_shared_rows_are_not_the_callers_array():
+    """The pending term keeps the rows: a later write into the caller's array must not
+    change the stored curvature."""
+    rng = np.random.default_rng(6)
+    U = rng.normal(size=(40, 5))
+    inv = BlockFisherInverse().fit([U, 2 * U], penalty=np.ones(5))
+    rows = U[:3].copy()
+    inv.apply(inv.prepare_change(SharedRowFactors(rows, np.ones((3, 2)))))
+    before = inv.inverse_dense()
+    rows[...] = 7.0
+    for a, b in zip(before, inv.inverse_dense()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_trace_rounding_covers_a_removal_that_nearly_empties_a_direction():
+    """``inverse_trace``'s rounding bound holds against exact rational arithmetic on the same
+    float64 rows when the capacitance is ill-conditioned (its error is amplified by
+    ``‖cap⁻¹‖²``, not only the summation's)."""
+    from fractions import Fraction
+
+    def exact_trace_of_inverse(rows, m):
+        d = rows.shape[1]
+        R = [[Fraction(float(x)) for x in r] for r in rows]
+        A = [
+            [sum(r[i] * r[j] for r in R) / m for j in range(d)]
+            + [Fraction(int(i == j)) for j in range(d)]
+            for i in range(d)
+        ]
+        for c in range(d):  # Gauss-Jordan, exactly
+            p = next(i for i in range(c, d) if A[i][c] != 0)
+            A[c], A[p] = A[p], A[c]
+            A[c] = [x / A[c][c] for x in A[c]]
+            for i in range(d):
+                if i != c and A[i][c] != 0:
+                    f = A[i][c]
+                    A[i] = [a - f * b for a, b in zip(A[i], A[c])]
+        return float(sum(A[i][d + i] for i in range(d)))
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(40):
+        U = rng.normal(size=(12, 4))
+        U[2:, 0] *= 10.0 ** rng.uniform(-6, -2)  # the removed rows carry direction 0
+        inv = BlockFisherInverse().fit([U], penalty=np.zeros(4))
+        try:
+            change = inv.prepare_change([U[:2]])
+        except CurvatureError:
+            continue
+        traces, rounding = inv.inverse_trace(change=change)
+        assert abs(traces[0] - exact_trace_of_inverse(U[2:], 10)) <= rounding[0]
+        checked += 1
+    assert checked >= 20
+
+
+def test_a_forked_child_runs_threaded_changes():
+    """The standing thread pool does not survive ``fork``: a child starts its own instead of
+    waiting for threads it does not have."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    rng = np.random.default_rng(8)
+    factors = [rng.normal(size=(50, 6)) for _ in range(3)]
+    inv = BlockFisherInverse(n_jobs=2).fit(factors, penalty=np.ones(6))
+    R = [rng.normal(size=6) for _ in factors]
+    expected = inv.solve(R)  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(inv.solve, (R,)).get(timeout=60)
+    for a, b in zip(result, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_overlapping_requests_restore_the_blas_threads():
+    """Requests whose per-block threads overlap (two models in two threads) share one BLAS
+    limit and leave the original thread counts behind, also when the first to start is the
+    first to finish (nested limits would then restore each other's)."""
+    import threading
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from sklearn_ssse.curvature import _block_inverse
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with _block_inverse._blas_threads(1):
+            first_in.set()
+            second_in.wait(timeout=10)
+        first_out.set()
+
+    def second():
+        first_in.wait(timeout=10)
+        with _block_inverse._blas_threads(1):
+            second_in.set()
+            first_out.wait(timeout=10)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        original = blas_threads()
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+        assert blas_threads() == original
+    assert all(n == 2 for n in original)
