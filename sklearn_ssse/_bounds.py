@@ -300,7 +300,8 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
         drift_old = theta_now - theta_fit
         drift_new = drift_old + step
         # ‖X̃u‖² = uᵀG'u for the drifts and the step: one pass over G' for all labels.
-        forms = _drift_forms(gram, drift_old, step)
+        carried_form = _carried_drift_form(estimator, drift_old)
+        forms = _drift_forms(gram, drift_old, step, carried=carried_form, removed=Xt)
         # max_i |x̃_iᵀu| ≤ min(R‖u‖, ‖X̃u‖) for the remaining samples (one term of ‖X̃u‖²).
         reach_old = _reach(drift_old, forms[0], penalty, radius, leverage)
         reach_new = _reach(drift_new, forms[1], penalty, radius, leverage)
@@ -332,6 +333,8 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     gradient_total = float(np.sqrt(np.sum(np.square(gradient_bound))))
     fields = _fields(distance_bound, gradient_total, "eigh" if exact else "trace", note)
     state = {"_objective_gradient": r_new, "_gradient_error": error, "_bound_gram": gram}
+    if gamma != 0 and isinstance(gram, DowndatedGram):
+        gram.drift_form = _next_drift_form(forms[1], theta_now, step, theta_fit, gram_norm)
     return state, fields
 
 
@@ -360,6 +363,9 @@ class DowndatedGram:
     def __init__(self, base, rows=(), base_norm=None):
         self.base = base
         self.rows = tuple(rows)
+        # The bound of δᵀGδ for the drift the model was left at with this Gram (set once by
+        # the request that made it, before it is committed; see ``_carried_drift_form``).
+        self.drift_form = None
         # ‖G‖_F ≤ ‖G₀‖_F: both positive semi-definite and G ⪯ G₀.
         self.base_norm = float(np.linalg.norm(base)) if base_norm is None else base_norm
 
@@ -404,15 +410,26 @@ def _downdated_gram(gram, Xt):
     return gram.downdated(Xt)
 
 
-def _drift_forms(gram, drift, step):
+def _drift_forms(gram, drift, step, *, carried=None, removed=None):
     """``uᵀGu`` for ``u`` = the drift ``δ``, ``δ + v`` and the step ``v`` (rows per label),
-    shape ``(3, L)``, from one ``?gemm`` of ``[δ; v]`` with ``G``: ``(δ+v)ᵀG(δ+v) =
-    δᵀGδ + 2δᵀGv + vᵀGv``."""
+    shape ``(3, L)`` (upper bounds, to round-off), from one ``?gemm`` of ``[δ; v]`` with
+    ``G``: ``(δ+v)ᵀG(δ+v) = δᵀGδ + 2δᵀGv + vᵀGv``.
+
+    ``carried``: an upper bound of ``δᵀG₀δ`` for the Gram before this request's rows
+    ``removed`` (``G = G₀ − X̃_SᵀX̃_S``), kept from the previous request; then
+    ``δᵀGδ = δᵀG₀δ − ‖X̃_Sδ‖²`` and the ``?gemm`` needs the step's rows only (half the
+    flops of the one pass over ``G``)."""
     n_labels = drift.shape[0]
-    stacked = np.vstack([drift, step])
+    eps = np.finfo(np.float64).eps
+    stacked = step if carried is not None else np.vstack([drift, step])
     products = gram.left_product(stacked) if isinstance(gram, DowndatedGram) else stacked @ gram
-    G_drift, G_step = products[:n_labels], products[n_labels:]
-    old = np.einsum("ld,ld->l", G_drift, drift)
+    G_step = products[-n_labels:]
+    if carried is None:
+        old = np.einsum("ld,ld->l", products[:n_labels], drift)
+    else:
+        rows = removed.toarray() if sp.issparse(removed) else np.asarray(removed)
+        leaving = np.sum(np.square(rows @ drift.T), axis=0)  # ‖X̃_Sδ‖² per label
+        old = carried - leaving + 4 * (drift.shape[1] + rows.shape[0]) * eps * leaving
     cross = np.einsum("ld,ld->l", G_step, drift)
     moved = np.einsum("ld,ld->l", G_step, step)
     # The expansion cancels when δ + v is small: add its round-off (an upper bound is
@@ -420,6 +437,31 @@ def _drift_forms(gram, drift, step):
     expanded = old + 2 * cross + moved
     expanded += 8 * drift.shape[1] * np.finfo(np.float64).eps * (old + 2 * np.abs(cross) + moved)
     return np.maximum(np.stack([old, expanded, moved]), 0.0)
+
+
+def _carried_drift_form(estimator, drift):
+    """The previous request's bound of ``δᵀGδ``, kept with the Gram it made, if it is for
+    exactly this drift (the model's arrays are never changed in place: the same Gram object
+    and an equal drift mean the same form); otherwise ``None`` (after fit, refine, compact
+    or a hand-edited model there is no such Gram or the drift differs: the form is then
+    computed)."""
+    gram = estimator.__dict__.get("_bound_gram")
+    carried = getattr(gram, "drift_form", None)
+    if carried is None or not np.array_equal(carried["drift"], drift):
+        return None
+    return carried["form"]
+
+
+def _next_drift_form(expanded, theta_now, step, theta_fit, gram_norm):
+    """The bound of ``δ'ᵀGδ'`` to carry to the next request, for the drift it will compute,
+    ``δ' = (θ + v) − θ₀``: ``expanded`` is the form of ``δ + v``, which differs from ``δ'`` by
+    the round-off of the two subtractions (at most ``2u(|θ + v| + |θ₀|)`` per entry)."""
+    drift_next = (theta_now + step) - theta_fit
+    eps = np.finfo(np.float64).eps
+    error = 4 * eps * (np.linalg.norm(theta_now + step, axis=1) + np.linalg.norm(theta_fit, axis=1))
+    norm = np.linalg.norm(drift_next, axis=1)
+    form = expanded + gram_norm * (2 * norm * error + error**2)
+    return {"form": form, "drift": drift_next}
 
 
 def _reach(u, data_form, penalty, radius, leverage):

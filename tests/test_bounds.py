@@ -430,3 +430,46 @@ def test_the_model_folds_the_removed_rows_of_its_gram(monkeypatch):
     np.testing.assert_allclose(gram_array(model._bound_gram), Xt.T @ Xt, rtol=1e-10, atol=1e-9)
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(gram_array(restored._bound_gram), gram_array(model._bound_gram))
+
+
+def test_the_carried_drift_form_bounds_the_direct_one(monkeypatch):
+    """From the second request on, ``δᵀGδ`` is carried from the previous request (``G`` the
+    Gram before this one's rows leave) instead of read from the Gram: over a sequence of
+    requests it stays an upper bound of the direct form, to round-off of it, and gives the
+    bounds the direct computation gives; a model whose state changed otherwise (refine,
+    compact, a copy made before) computes it."""
+    from sklearn_ssse import _bounds
+
+    X, y = load_yeast(subset="train", return_X_y=True)
+    model = UnlearnableLogisticRegression(C=1.0, tol=1e-8).fit(X[:800], y[:800])
+    direct = copy.deepcopy(model)
+    seen = []
+    original = _bounds._drift_forms
+
+    def checked(gram, drift, step, *, carried=None, removed=None):
+        forms = original(gram, drift, step, carried=carried, removed=removed)
+        exact = original(gram, drift, step)
+        seen.append(carried is not None)
+        assert np.all(forms >= exact * (1 - 1e-12) - 1e-300)
+        np.testing.assert_allclose(forms, exact, rtol=1e-9, atol=1e-12 * np.max(exact))
+        return forms
+
+    monkeypatch.setattr(_bounds, "_drift_forms", checked)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(800)
+    for start in range(0, 60, 12):
+        rows = order[start : start + 12]
+        model.forget(X[rows], y[rows])
+    assert seen == [False] + [True] * 4
+    monkeypatch.setattr(_bounds, "_carried_drift_form", lambda estimator, drift: None)
+    for start in range(0, 60, 12):
+        rows = order[start : start + 12]
+        direct.forget(X[rows], y[rows])
+    for a, b in zip(model.erasure_log_, direct.erasure_log_):
+        assert (a["distance_bound"] is None) == (b["distance_bound"] is None)
+        if a["distance_bound"] is not None:
+            assert a["distance_bound"] == pytest.approx(b["distance_bound"], rel=1e-9)
+    monkeypatch.undo()
+    assert _bounds._carried_drift_form(model, model._get_theta() - model._theta_at_fit) is not None
+    model.compact()  # a new Gram: the carried form no longer applies
+    assert _bounds._carried_drift_form(model, model._get_theta() - model._theta_at_fit) is None

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy import linalg
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._build import (
     CurvatureMemoryError,
@@ -74,7 +74,7 @@ def _forget_pools_in_child():
     global _POOLS_GUARD, _BLAS_LIMIT_GUARD
     _POOLS.clear()
     _POOLS_GUARD = threading.Lock()
-    _BLAS_LIMIT.update(users=0, limiter=None)
+    _BLAS_LIMIT.update(users=0, limiter=None, controller=None)
     _BLAS_LIMIT_GUARD = threading.Lock()
 
 
@@ -102,7 +102,10 @@ def _blas_threads(limit):
     ``threadpool_limits`` contexts left out of order would restore each other's limit)."""
     with _BLAS_LIMIT_GUARD:
         if _BLAS_LIMIT["users"] == 0:
-            _BLAS_LIMIT["limiter"] = threadpool_limits(limits=limit, user_api="blas")
+            if _BLAS_LIMIT.get("controller") is None:
+                # Inspecting the loaded libraries reads /proc (~4 ms): once per process.
+                _BLAS_LIMIT["controller"] = ThreadpoolController()
+            _BLAS_LIMIT["limiter"] = _BLAS_LIMIT["controller"].limit(limits=limit, user_api="blas")
         _BLAS_LIMIT["users"] += 1
     try:
         yield
@@ -276,12 +279,13 @@ class BlockFisherInverse:
             delayed(function)(*item) for item in items
         )
 
-    def _blockwise(self, function, items):
+    def _blockwise(self, function, items, *, light=False):
         """Per-block work of a change or a solve, in threads with single-threaded BLAS when
         the blocks are large: a ``d × k`` product runs below the square-GEMM rate on a
         multi-threaded BLAS, one product per core does not, and each thread's small
-        operations overlap the other's product."""
-        workers = self._block_workers(len(items))
+        operations overlap the other's product. ``light`` work (no pass over a block) stays
+        in the calling thread unless ``n_jobs`` asks otherwise."""
+        workers = 1 if light and self.n_jobs is None else self._block_workers(len(items))
         if workers == 1:
             return [function(*item) for item in items]
         cores = max(1, effective_n_jobs(-1))
@@ -632,7 +636,11 @@ class BlockFisherInverse:
             rounding = 64 * u * (abs(base) + abs(pending)) + amplified
             return m * (base - pending), m * rounding
 
-        traces = self._blockwise(trace_block, list(enumerate(self.blocks_)))
+        # Without a pass over the blocks this is light unless the pending rank is large.
+        ranks = [blk.rank for blk in self.blocks_] if change is None else []
+        ranks += [] if change is None else [P[3].shape[0] for P in change.blocks]
+        light = max(ranks, default=0) < 64
+        traces = self._blockwise(trace_block, list(enumerate(self.blocks_)), light=light)
         return np.array([t for t, _ in traces]), np.array([r for _, r in traces])
 
     # ------------------------------------------------------------------ changes
