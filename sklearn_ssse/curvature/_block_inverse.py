@@ -139,6 +139,7 @@ class _Block:
     Z: tuple | None = None  # M₀⁻¹V per group (damping == 0)
     capacitance: np.ndarray | None = None  # diag(s) + VᵀM₀⁻¹V (damping == 0)
     ZtZ: np.ndarray | None = None  # ZᵀZ (damping == 0), for the trace of the inverse
+    base_trace: float | None = None  # tr(M₀⁻¹) (damping == 0), read once per base
 
     def __post_init__(self):
         self.V = _as_groups(self.V)
@@ -151,11 +152,15 @@ class _Block:
             if self.ZtZ is None:
                 Z = _columns(self.Z, self.size)
                 self.ZtZ = Z.T @ Z
+            if self.base_trace is None:
+                # the diagonal of a d × d array is d reads a page apart: once, not per request
+                self.base_trace = float(np.trace(self.inverse, dtype=np.float64))
 
     def __setstate__(self, state):
         # Format 1 kept the pending term as single arrays and no ZᵀZ.
         self.__dict__.update(state)
         self.__dict__.setdefault("ZtZ", None)
+        self.__dict__.setdefault("base_trace", None)
         self.__post_init__()
 
     @property
@@ -618,7 +623,7 @@ class BlockFisherInverse:
         def trace_block(b, blk):
             pieces = self._block_pieces(blk, m) if change is None else change.blocks[b]
             _, _, _, cap, ZtZ = pieces
-            base = float(np.trace(blk.inverse, dtype=np.float64))
+            base = blk.base_trace
             u = np.finfo(blk.inverse.dtype).eps
             pending = amplified = 0.0
             if cap.shape[0]:
@@ -841,6 +846,7 @@ class BlockFisherInverse:
             Z = _columns(blk.Z, blk.size)
             blk.inverse = _fold_woodbury(blk.inverse, Z, blk.capacitance)
             blk.Z, blk.capacitance, blk.ZtZ = (), np.zeros((0, 0)), np.zeros((0, 0))
+            blk.base_trace = float(np.trace(blk.inverse, dtype=np.float64))
         else:
             Q = blk.eigvecs.astype(np.float64)
             V = _columns(blk.V, blk.size)
