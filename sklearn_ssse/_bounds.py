@@ -200,8 +200,8 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     r_old = estimator._objective_gradient
     Delta = plan.gradients.T  # (L, d̃)
     rhs = Delta - (plan.residual if plan.residual is not None else 0.0)
-    # A new object (copy on write), which keeps X̃_S until it folds (the curvature's pending
-    # term holds the same rows); Xᵀ_S X_S is symmetric to round-off, which the bounds'
+    # A new object (copy on write), which keeps a copy of X̃_S until it folds, as the
+    # curvature's pending term does; Xᵀ_S X_S is symmetric to round-off, which the bounds'
     # quadratic forms do not notice.
     gram = _downdated_gram(estimator._bound_gram, Xt)
     # M'v from the identity the solve satisfies (M' is never formed): K·v = c·eps·rhs.
@@ -354,9 +354,11 @@ class DowndatedGram:
 
     A request's bounds need ``UG`` for a few rows ``U`` and a bound of ``‖G‖₂``, never ``G``
     itself; forming ``G`` anew per request would copy a ``d̃ × d̃`` matrix each time (the
-    model's arrays are never written in place). The removed rows are the same arrays the
-    curvature's pending term holds; at ``max_rows`` they are folded into a new ``G₀``.
-    Immutable: ``downdated`` returns a new object."""
+    model's arrays are never written in place). The removed rows (copies of the request's)
+    are kept until ``max_rows`` of them, then folded into a new ``G₀``, as the curvature's
+    pending term keeps them until it folds (``compact`` folds both). Immutable apart from
+    ``drift_form``, set once before the object is committed: ``downdated`` returns a new
+    object."""
 
     max_rows = 256
 

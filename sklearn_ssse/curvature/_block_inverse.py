@@ -89,7 +89,7 @@ def _pool(workers):
         return _POOLS[workers]
 
 
-_BLAS_LIMIT = {"users": 0, "limiter": None}
+_BLAS_LIMIT = {"users": 0, "limiter": None, "controller": None}
 _BLAS_LIMIT_GUARD = threading.Lock()
 
 
@@ -102,7 +102,7 @@ def _blas_threads(limit):
     ``threadpool_limits`` contexts left out of order would restore each other's limit)."""
     with _BLAS_LIMIT_GUARD:
         if _BLAS_LIMIT["users"] == 0:
-            if _BLAS_LIMIT.get("controller") is None:
+            if _BLAS_LIMIT["controller"] is None:
                 # Inspecting the loaded libraries reads /proc (~4 ms): once per process.
                 _BLAS_LIMIT["controller"] = ThreadpoolController()
             _BLAS_LIMIT["limiter"] = _BLAS_LIMIT["controller"].limit(limits=limit, user_api="blas")
@@ -113,7 +113,7 @@ def _blas_threads(limit):
         with _BLAS_LIMIT_GUARD:
             _BLAS_LIMIT["users"] -= 1
             if _BLAS_LIMIT["users"] == 0:
-                _BLAS_LIMIT.pop("limiter").restore_original_limits()
+                _BLAS_LIMIT["limiter"].restore_original_limits()
                 _BLAS_LIMIT["limiter"] = None
 
 
@@ -612,8 +612,10 @@ class BlockFisherInverse:
         -------
         traces : ndarray of shape (n_blocks,)
         rounding : ndarray of shape (n_blocks,)
-            A bound of the round-off of each trace (``64·u·(|base| + |pending|)·m``, ``u``
-            the storage precision's).
+            A bound of the round-off of each trace, ``u`` the storage precision's: the
+            summation's ``64·u·(|base| + |pending|)`` and the capacitance's round-off
+            amplified by its solve, ``64·(d + K)·u·max(‖cap‖, 1)·‖cap⁻¹‖²·tr(ZᵀZ)``, times
+            ``m``.
         """
         self._check_fitted()
         if any(blk.inverse is None for blk in self.blocks_):
@@ -642,8 +644,10 @@ class BlockFisherInverse:
             return m * (base - pending), m * rounding
 
         # Without a pass over the blocks this is light unless the pending rank is large.
-        ranks = [blk.rank for blk in self.blocks_] if change is None else []
-        ranks += [] if change is None else [P[3].shape[0] for P in change.blocks]
+        if change is None:
+            ranks = [blk.rank for blk in self.blocks_]
+        else:
+            ranks = [cap.shape[0] for _, _, _, cap, _ in change.blocks]
         light = max(ranks, default=0) < 64
         traces = self._blockwise(trace_block, list(enumerate(self.blocks_)), light=light)
         return np.array([t for t, _ in traces]), np.array([r for _, r in traces])

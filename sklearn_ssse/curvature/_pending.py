@@ -31,10 +31,10 @@ class SharedRowFactors(Sequence):
     """
 
     def __init__(self, rows, scales):
-        # A copy: the rows are kept in the pending term, so they must not be the caller's
-        # array (a later write into it would change the stored curvature).
+        # Copies: rows and scales are kept in the pending term, so they must not be the
+        # caller's arrays (a later write into them would change the stored curvature).
         rows = np.array(rows, dtype=np.float64, order="C", copy=True)
-        scales = np.asarray(scales, dtype=np.float64)
+        scales = np.array(scales, dtype=np.float64, copy=True)
         if rows.ndim != 2 or scales.ndim != 2 or scales.shape[0] != rows.shape[0]:
             raise ValueError(
                 f"rows (k, d) and scales (k, L) must have the same k, got {rows.shape} and "

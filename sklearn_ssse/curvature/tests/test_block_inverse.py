@@ -408,11 +408,14 @@ def test_shared_rows_are_not_the_callers_array():
     rng = np.random.default_rng(6)
     U = rng.normal(size=(40, 5))
     inv = BlockFisherInverse().fit([U, 2 * U], penalty=np.ones(5))
-    rows = U[:3].copy()
-    inv.apply(inv.prepare_change(SharedRowFactors(rows, np.ones((3, 2)))))
-    before = inv.inverse_dense()
-    rows[...] = 7.0
-    for a, b in zip(before, inv.inverse_dense()):
+    rows, scales = U[:3].copy(), np.ones((3, 2))
+    inv.apply(inv.prepare_change(SharedRowFactors(rows, scales)))
+    single = BlockFisherInverse().fit([U], penalty=np.ones(5))
+    one_scale = np.ones((3, 1))  # a column of a C-ordered (k, 1) array is contiguous
+    single.apply(single.prepare_change(SharedRowFactors(rows, one_scale)))
+    before = inv.inverse_dense() + single.inverse_dense()
+    rows[...], scales[...], one_scale[...] = 7.0, 0.5, 0.5
+    for a, b in zip(before, inv.inverse_dense() + single.inverse_dense()):
         np.testing.assert_array_equal(a, b)
 
 
