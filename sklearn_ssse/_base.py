@@ -459,13 +459,14 @@ def _check_conditioning(curvature, norms, dtype):
     their inverse would turn round-off into arbitrarily large erasure steps. The test is
     on the equilibrated matrix ``S = D^{-1/2} M D^{-1/2}`` (``D = diag M``): a badly scaled
     but well-posed problem (a feature in other units) is solved as accurately as its
-    scaled twin by Cholesky, so only ``cond₁(S) = ‖S‖₁‖S⁻¹‖₁`` (exact: ``M⁻¹`` is stored)
+    scaled twin by Cholesky, so only ``cond₁(S) = ‖S‖₁‖S⁻¹‖₁`` (exact: the engine reads
+    ``M⁻¹`` once when it factors the block)
     with ``cond₁(S)·u >= 1/2`` (``u`` the unit round-off of the curvature's dtype) is
     refused.
     """
     m = curvature.n_samples_
-    for b, (blk, (norm, root)) in enumerate(zip(curvature.blocks_, norms)):
-        if blk.inverse is None:
+    for b, (blk, (norm, _)) in enumerate(zip(curvature.blocks_, norms)):
+        if blk.factor is None:
             # Damped: B = QΛQᵀ/m + λI from an eigendecomposition (computed in float64 for
             # either storage), whose small eigenvalues carry an absolute error of about
             # u₆₄·λ_max (it is not invariant to a rescaling of the features, unlike
@@ -481,14 +482,9 @@ def _check_conditioning(curvature, norms, dtype):
                     "float64 curvature, a larger damping, or standardize the features."
                 )
             continue
-        # ‖S⁻¹‖₁ with S⁻¹ = D^{1/2} M⁻¹ D^{1/2}: column sums ((|M⁻¹|ᵀ r) ⊙ r)_j, over row
-        # panels so that |M⁻¹| is never formed whole (a block can be gigabytes).
-        inverse, r = blk.inverse, root.astype(blk.inverse.dtype)
-        column_sums = np.zeros(inverse.shape[1], dtype=inverse.dtype)
-        for start in range(0, inverse.shape[0], 512):
-            stop = start + 512
-            column_sums += np.abs(inverse[start:stop]).T @ r[start:stop]
-        condition = norm * float((column_sums * root).max())
+        # ‖S⁻¹‖₁ with S⁻¹ = D^{1/2} M⁻¹ D^{1/2}, read by the engine from M⁻¹ when it
+        # factored the block (with the same D = diag M).
+        condition = norm * blk.scaled_inverse_norm
         # Refuse when cond·u >= 1/2: the solve could not promise even a leading digit. (The
         # classical 1/(d·u) is a worst-case bound far above the realized error of a Cholesky
         # solve; it would refuse float32 blocks of a few thousand features that solve to

@@ -36,7 +36,8 @@ __all__ = ["RefitRequired"]
 _U64 = np.finfo(np.float64).eps
 
 #: Blocks up to this size get exact eigenvalues (a dense inverse and ``eigvalsh`` per
-#: request); larger ones the trace bound ``‖M'⁻¹‖₂ ≤ tr(M'⁻¹)`` (no pass over the blocks).
+#: request); larger ones the norm bound ``‖M'⁻¹‖₂ ≤ ‖M₀⁻¹‖·λ_max(X)`` (no pass over the
+#: blocks, see ``_norm_spectra``).
 EXACT_MAX_SIZE = 400
 
 _STATE = ("_objective_gradient", "_gradient_error", "_bound_gram", "_bound_radius")
@@ -150,16 +151,18 @@ def _dense_spectra(curvature, change, grams=()):
     return np.asarray(lam) * (1 + 1e-8), np.asarray(lam_min) * (1 - 1e-8), kappas
 
 
-def _trace_spectra(curvature, change, grams=()):
-    """Rigorous, nearly free ``Λ ≤ tr(M'⁻¹)`` per block for blocks too large for ``eigvalsh``.
+def _norm_spectra(curvature, change, grams=()):
+    """Rigorous, nearly free ``Λ >= λ_max(M'⁻¹)`` per block for blocks too large for
+    ``eigvalsh``.
 
-    ``M'⁻¹ = M₀⁻¹ − Z·cap⁻¹·Zᵀ`` (the stored inverse and the pending Woodbury term), so its
-    trace is ``tr(M₀⁻¹) − tr(cap⁻¹ZᵀZ)``: the diagonal of the stored inverse and a ``K×K``
-    solve, no pass over the blocks (:meth:`BlockFisherInverse.inverse_trace`). Loose by at
-    most the number of parameters, when the spectrum of ``M'⁻¹`` is flat."""
+    ``M'⁻¹ = T·X·Tᵀ`` (the stored factor, ``M₀⁻¹ = T·Tᵀ``, and the pending Woodbury term
+    ``X = (I + Z·diag(s)·Zᵀ)⁻¹``), so ``Λ = ‖M₀⁻¹‖·λ_max(X)``: a norm stored with the base
+    and the eigenvalues of a ``K×K`` matrix, no pass over the blocks
+    (:meth:`BlockFisherInverse.inverse_norm_bound`). Loose by the ratio of
+    ``min(‖M₀⁻¹‖₁, tr M₀⁻¹)`` to ``λ_max(M₀⁻¹)``."""
     m = curvature.n_samples_ if change is None else change.n_samples
-    traces, rounding = curvature.inverse_trace(change=change)
-    lam = (traces + rounding) / m
+    bounds, rounding = curvature.inverse_norm_bound(change=change)
+    lam = (bounds + rounding) / m
     return lam, np.zeros(len(lam)), None
 
 
@@ -183,7 +186,7 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     """The residual state after applying ``step`` (L, d̃) for ``plan``, and the bounds.
 
     ``exact``: spend a dense inverse and eigendecompositions per block (blocks of at most
-    ``EXACT_MAX_SIZE`` parameters) on a tighter bound; otherwise the nearly free trace
+    ``EXACT_MAX_SIZE`` parameters) on a tighter bound; otherwise the nearly free norm
     bound, which is as rigorous. ``forget`` asks for the exact one when ``max_distance`` is
     given, so that an erasure without a limit costs what it did before bounds existed.
 
@@ -242,7 +245,7 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
     shared = estimator._shared_block
     n_labels = theta_now.shape[0]
     exact = exact and size <= EXACT_MAX_SIZE
-    spectra = _dense_spectra if exact else _trace_spectra
+    spectra = _dense_spectra if exact else _norm_spectra
     penalty = estimator._penalty_vector()
     # A' = G' + P is formed only for the exact spectra; the quadratic forms below add P's
     # diagonal term instead of reading another d̃×d̃ matrix.
@@ -331,7 +334,7 @@ def plan_bounds(estimator, plan, step, eps, *, exact=False):
             "parameters are too far from the fitted ones for the curvature stored there)"
         )
     gradient_total = float(np.sqrt(np.sum(np.square(gradient_bound))))
-    fields = _fields(distance_bound, gradient_total, "eigh" if exact else "trace", note)
+    fields = _fields(distance_bound, gradient_total, "eigh" if exact else "norm", note)
     state = {"_objective_gradient": r_new, "_gradient_error": error, "_bound_gram": gram}
     if gamma != 0 and isinstance(gram, DowndatedGram):
         gram.drift_form = _next_drift_form(forms[1], theta_now, step, theta_fit, gram_norm)

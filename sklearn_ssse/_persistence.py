@@ -12,9 +12,11 @@ from ._transaction import _MISSING
 #: Version of the persisted (pickle / joblib / skops) state of the estimators. Raise it when
 #: a release changes the meaning of stored attributes; older releases then refuse the file
 #: instead of mis-reading it. 2: pending curvature terms in column groups (with shared rows
-#: and ``ZᵀZ``) and the bounds' Gram with its removed rows; format 1 files still load (the
-#: curvature blocks convert themselves, an array Gram is still a Gram).
-FORMAT_VERSION = 2
+#: and ``ZᵀZ``) and the bounds' Gram with its removed rows. 3: undamped blocks keep a
+#: triangular factor of the base inverse (``M₀⁻¹ = T·Tᵀ``) and the pending term in its frame
+#: (``Z = TᵀV``). Format 1 and 2 files still load (the curvature blocks convert themselves,
+#: an array Gram is still a Gram).
+FORMAT_VERSION = 3
 
 #: The package's own types in a persisted estimator, for ``skops.io.load(...,
 #: trusted=SKOPS_TRUSTED_TYPES)``. skops refuses types it does not know unless trusted.

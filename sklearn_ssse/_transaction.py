@@ -164,7 +164,8 @@ class ForgetTransactionMixin:
             records the bound in :attr:`erasure_log_` (``distance_bound``).
         bound : {"fast", "tight"}, default=None
             How the recorded bound is computed. Both are guaranteed; ``"fast"`` bounds
-            ``‖M'⁻¹‖`` by its trace (nearly free), ``"tight"`` spends a dense inverse and
+            ``‖M'⁻¹‖`` from a norm of the stored base and ``K×K`` matrices (nearly free),
+            ``"tight"`` spends a dense inverse and
             eigendecompositions per curvature block (blocks up to 400 parameters; about as
             much as the step itself on yeast) and is finite for larger requests. ``None``:
             ``"tight"`` when ``max_distance`` is given, else ``"fast"``.

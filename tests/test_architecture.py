@@ -78,7 +78,7 @@ def test_old_import_paths_still_work():
     from sklearn_ssse.curvature import fit_dask, fit_streaming  # noqa: F401
     from sklearn_ssse.curvature._dask import DaskChunks as EngineDaskChunks
 
-    assert FORMAT_VERSION == _base.FORMAT_VERSION == 2
+    assert FORMAT_VERSION == _base.FORMAT_VERSION == 3
     assert "sklearn_ssse._certified.Certificate" in SKOPS_TRUSTED_TYPES
     assert ForgetStep.__module__ == "sklearn_ssse._transaction"
     assert transactional.__module__ == "sklearn_ssse._transaction"

@@ -122,9 +122,10 @@ def test_strict_comparison_detects_one_ulp():
     model = fitted("logistic-multiclass")
     reference = copy.deepcopy(model)
     block = model.curvature_.blocks_[2]
-    block.inverse = block.inverse.copy()
-    block.inverse[3, 4] = np.nextafter(block.inverse[3, 4], np.inf)
-    with pytest.raises(AssertionError, match=r"blocks_'\]\[2\]\.__dict__\['inverse'\]"):
+    block.factor = block.factor.copy()
+    i, j = (4, 3) if block.lower else (3, 4)
+    block.factor[i, j] = np.nextafter(block.factor[i, j], np.inf)
+    with pytest.raises(AssertionError, match=r"blocks_'\]\[2\]\.__dict__\['factor'\]"):
         assert_same_state(model, reference)
     other = copy.deepcopy(reference)
     other.n_samples_ -= 1

@@ -97,7 +97,7 @@ def test_round_trip_after_fit_and_forgets(name, fmt, tmp_path):
 def test_state_carries_format_and_package_version():
     model = fitted("ridge")
     state = model.__getstate__()
-    assert state["_sklearn_ssse_format"] == base.FORMAT_VERSION == persistence.FORMAT_VERSION == 2
+    assert state["_sklearn_ssse_format"] == base.FORMAT_VERSION == persistence.FORMAT_VERSION == 3
     assert state["_sklearn_ssse_version"] == sklearn_ssse.__version__
     assert "curvature_" in state and "_forget_lock" not in state
     # The version keys are metadata, not attributes of the restored model.
@@ -118,8 +118,8 @@ def test_pickle_of_newer_format_is_refused(monkeypatch):
     blob = _dump_as_newer_format(model, monkeypatch, pickle.dumps)
     with pytest.raises(
         ValueError,
-        match=r"saved by sklearn_ssse 99\.0 in persistence format 3; this installation "
-        r"\(sklearn_ssse 0\.1\.0\) reads formats up to 2\. Upgrade sklearn_ssse",
+        match=r"saved by sklearn_ssse 99\.0 in persistence format 4; this installation "
+        r"\(sklearn_ssse 0\.1\.0\) reads formats up to 3\. Upgrade sklearn_ssse",
     ):
         pickle.loads(blob)
 
@@ -127,7 +127,7 @@ def test_pickle_of_newer_format_is_refused(monkeypatch):
 def test_joblib_of_newer_format_is_refused(monkeypatch, tmp_path):
     path = tmp_path / "newer.joblib"
     _dump_as_newer_format(fitted("ridge"), monkeypatch, lambda m: joblib.dump(m, path))
-    with pytest.raises(ValueError, match="persistence format 3"):
+    with pytest.raises(ValueError, match="persistence format 4"):
         joblib.load(path)
 
 
@@ -135,7 +135,7 @@ def test_skops_of_newer_format_is_refused(monkeypatch, tmp_path):
     sio = pytest.importorskip("skops.io")
     path = tmp_path / "newer.skops"
     _dump_as_newer_format(fitted("ridge"), monkeypatch, lambda m: sio.dump(m, path))
-    with pytest.raises(ValueError, match="persistence format 3"):
+    with pytest.raises(ValueError, match="persistence format 4"):
         sio.load(path, trusted=SKOPS_TRUSTED_TYPES)
 
 

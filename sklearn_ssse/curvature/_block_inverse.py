@@ -13,7 +13,9 @@ of a refactorization; the term is folded into the base once its rank exceeds
 
 The base is stored as
 
-* ``M₀⁻¹`` explicitly when ``damping == 0`` (one matrix-matrix product per solve);
+* a triangular factor ``T`` of the inverse, ``M₀⁻¹ = T·Tᵀ``, when ``damping == 0``: a
+  change's ``Tᵀ·[factors, rhs]`` costs ``d²·k`` flops (half of a product with ``M₀⁻¹``) and
+  a solve takes two triangular passes, one read of the block;
 * an eigendecomposition ``M₀ = QΛQᵀ`` when ``damping > 0``: the shift ``m·damping`` changes
   with ``m``, which is not a low-rank change, but it is a change of ``Λ`` only. A solve then
   costs two passes over ``Q`` plus ``O(d²·K)`` for a pending term of rank ``K``, and
@@ -57,6 +59,7 @@ from ._pending import (
     _transpose_dot,
     _width,
 )
+from ._triangular import triangular_multiply
 
 __all__ = ["BlockFisherInverse", "CurvatureError", "CurvatureMemoryError"]
 
@@ -125,43 +128,59 @@ _THREADED_BLOCK_SIZE = 1024
 class _Block:
     """State of one block; ``size`` is its dimension ``d``.
 
-    Pending columns are kept in groups, one per request (arrays, or a request's shared rows
-    and this block's scales), so that a request appends its own columns and never copies
-    the earlier ones; ``Z`` (the base inverse times them, when ``damping == 0``) follows
-    the same grouping. No array of a block is written in place."""
+    Undamped blocks keep the base inverse as a triangular factor ``T`` with
+    ``M₀⁻¹ = T·Tᵀ`` (``lower`` says which triangle), so that a change's product
+    ``Tᵀ·[factors, rhs]`` costs half the flops of one with ``M₀⁻¹``. Pending columns are kept
+    in groups, one per request (arrays, or a request's shared rows and this block's
+    scales), so that a request appends its own columns and never copies the earlier ones;
+    ``Z`` follows the same grouping: ``TᵀV`` when undamped, in which frame the pending
+    term is ``M⁻¹ = T·(I − Z·cap⁻¹·Zᵀ)·Tᵀ``. No array of a block is written in place."""
 
     size: int
-    inverse: np.ndarray | None = None  # M₀⁻¹ (damping == 0)
+    factor: np.ndarray | None = None  # T, M₀⁻¹ = T·Tᵀ (damping == 0)
+    lower: bool = False  # T is lower (else upper) triangular
     eigvecs: np.ndarray | None = None  # Q (damping > 0)
     eigvals: np.ndarray | None = None  # Λ (damping > 0)
     V: tuple = ()  # pending column groups, (d, k_j) each
     signs: np.ndarray = None  # (K,) +1 join, -1 leave
-    Z: tuple | None = None  # M₀⁻¹V per group (damping == 0)
-    capacitance: np.ndarray | None = None  # diag(s) + VᵀM₀⁻¹V (damping == 0)
-    ZtZ: np.ndarray | None = None  # ZᵀZ (damping == 0), for the trace of the inverse
-    base_trace: float | None = None  # tr(M₀⁻¹) (damping == 0), read once per base
+    Z: tuple | None = None  # TᵀV per group (damping == 0)
+    capacitance: np.ndarray | None = None  # diag(s) + VᵀM₀⁻¹V = diag(s) + ZᵀZ (damping == 0)
+    base_trace: float | None = None  # tr(M₀⁻¹) (damping == 0)
+    base_norm: float | None = None  # ‖M₀⁻¹‖₁ (damping == 0)
+    #: ‖D^{1/2}·M₀⁻¹·D^{1/2}‖₁ with ``D = diag M₀`` (the equilibrated inverse's 1-norm), for
+    #: the conditioning check of a fit; None when the block was not factored from ``M₀``.
+    scaled_inverse_norm: float | None = None
 
     def __post_init__(self):
         self.V = _as_groups(self.V)
         if self.signs is None:
             self.signs = np.zeros(0)
-        if self.inverse is not None:
+        if self.factor is not None:
             self.Z = () if self.Z is None else _as_groups(self.Z)
             if self.capacitance is None or not self.Z:
                 self.capacitance = np.zeros((0, 0))
-            if self.ZtZ is None:
-                Z = _columns(self.Z, self.size)
-                self.ZtZ = Z.T @ Z
-            if self.base_trace is None:
-                # the diagonal of a d × d array is d reads a page apart: once, not per request
-                self.base_trace = float(np.trace(self.inverse, dtype=np.float64))
+            if self.base_trace is None or self.base_norm is None:
+                self.base_trace, self.base_norm = _inverse_statistics(self.inverse)[:2]
 
     def __setstate__(self, state):
-        # Format 1 kept the pending term as single arrays and no ZᵀZ.
+        state = dict(state)
+        if state.get("inverse") is not None:
+            state = _factored_state(state)
+        state.pop("inverse", None)
+        state.pop("ZtZ", None)
         self.__dict__.update(state)
-        self.__dict__.setdefault("ZtZ", None)
-        self.__dict__.setdefault("base_trace", None)
+        for name in ("factor", "lower", "base_trace", "base_norm", "scaled_inverse_norm"):
+            self.__dict__.setdefault(name, False if name == "lower" else None)
         self.__post_init__()
+
+    @property
+    def inverse(self):
+        """The dense base inverse ``M₀⁻¹ = T·Tᵀ`` (``O(d³)``; for checks), or None when
+        damped."""
+        if self.factor is None:
+            return None
+        T = np.tril(self.factor) if self.lower else np.triu(self.factor)
+        return T @ T.T
 
     @property
     def rank(self):
@@ -169,13 +188,59 @@ class _Block:
 
     @property
     def nbytes(self):
-        arrays = (self.inverse, self.eigvecs, self.eigvals, self.signs, self.capacitance, self.ZtZ)
+        arrays = (self.factor, self.eigvecs, self.eigvals, self.signs, self.capacitance)
         groups = self.V + (self.Z or ())
         return sum(a.nbytes for a in arrays if a is not None) + sum(P.nbytes for P in groups)
 
     @property
     def dtype(self):
-        return (self.inverse if self.inverse is not None else self.eigvecs).dtype
+        return (self.factor if self.factor is not None else self.eigvecs).dtype
+
+    def half_product(self, R, *, transpose=True):
+        """``TᵀR`` (or ``TR``) in float64, one triangular pass over the block, ``R`` copied
+        into the storage precision."""
+        X = np.array(R, dtype=self.factor.dtype, order="F", copy=True)
+        triangular_multiply(self.factor, self.lower, X, transpose=transpose)
+        return X.astype(np.float64, copy=False)
+
+
+def _inverse_statistics(P, root=None):
+    """``(tr P, ‖P‖₁, ‖D^{1/2}·P·D^{1/2}‖₁)`` of a symmetric ``P`` (the last with
+    ``root = diag(D)^{1/2}``, else None), by row panels (``|P|`` is never formed whole)."""
+    trace = float(np.trace(P, dtype=np.float64))
+    sums = np.zeros(P.shape[1])
+    scaled = None if root is None else np.zeros(P.shape[1])
+    for start in range(0, P.shape[0], 512):
+        panel = np.abs(P[start : start + 512]).astype(np.float64, copy=False)
+        sums += panel.sum(axis=0)
+        if root is not None:
+            scaled += panel.T @ root[start : start + 512]
+    one_norm = float(sums.max()) if len(sums) else 0.0
+    if root is not None:
+        scaled = float((scaled * root).max()) if len(scaled) else 0.0
+    return trace, one_norm, scaled
+
+
+def _factored_state(state):
+    """A block saved by format 1 or 2 (``M₀⁻¹`` explicit, ``Z = M₀⁻¹V``) in this format:
+    the Cholesky factor ``M₀⁻¹ = C·Cᵀ`` and ``Z = CᵀV``."""
+    P = np.asarray(state["inverse"])
+    C = linalg.cholesky(np.asarray(P, dtype=np.float64), lower=True).astype(P.dtype)
+    size = P.shape[0]
+    state["factor"], state["lower"] = np.asfortranarray(C), True
+    groups = _as_groups(state.get("V", ()))
+    state["Z"] = tuple(
+        triangular_multiply(
+            state["factor"],
+            True,
+            np.array(G if isinstance(G, np.ndarray) else G.toarray(), dtype=P.dtype, order="F"),
+            transpose=True,
+        ).astype(np.float64)
+        for G in groups
+    )
+    state["base_trace"], state["base_norm"], _ = _inverse_statistics(P)
+    state.setdefault("size", size)
+    return state
 
 
 @dataclass
@@ -345,7 +410,7 @@ class BlockFisherInverse:
         n = counts.pop()
         sizes = [U.shape[1] for U in factors]
         # Dense blocks whose d² does not fit fail here, clearly (see MatrixFreeInverse).
-        check_curvature_memory(sizes, dtype, workspace_blocks=1)
+        check_curvature_memory(sizes, dtype, workspace_blocks=2)
         penalties = self._penalties(penalty, sizes)
         if self.method == "sherman-morrison":
             m = -(-n // self.batch_size)
@@ -435,21 +500,7 @@ class BlockFisherInverse:
         G = np.asarray(G, dtype=dtype)
         d = G.shape[0]
         if self.damping == 0:
-            # G is symmetric, so its Fortran-ordered view G.T is the same matrix: LAPACK then
-            # factors and inverts it in place (the caller's gram is overwritten, as documented).
-            A = G.T if G.flags.c_contiguous else np.asfortranarray(G)
-            potrf, potri = linalg.get_lapack_funcs(("potrf", "potri"), (A,))
-            chol, info = potrf(A, lower=False, overwrite_a=True, clean=False)
-            if info != 0:
-                raise CurvatureError(
-                    f"Curvature block {b} is not positive definite (Cholesky failed at "
-                    f"column {info}); use damping > 0 or a stronger penalty."
-                )
-            inverse, info = potri(chol, lower=False, overwrite_c=True)
-            if info != 0:
-                raise CurvatureError(f"Curvature block {b} is singular.")
-            inverse = _symmetrize_upper(inverse)
-            return _Block(size=d, inverse=inverse.T if inverse.flags.f_contiguous else inverse)
+            return _factored_block(b, G)
         # In float64 whatever the storage: the eigenvalues then carry float64's absolute
         # error u·λ_max, and storing Q in float32 perturbs B⁻¹ = QΛ⁻¹Qᵀ by a relative
         # u₃₂ in norm, independent of the condition number (one block of float64
@@ -468,7 +519,21 @@ class BlockFisherInverse:
         """Convert ``B⁻¹`` (the recurrence's output) into the stored representation."""
         d = B_inv.shape[0]
         if self.damping == 0:
-            return _Block(size=d, inverse=B_inv / m)
+            P = np.asarray(B_inv / m)
+            trace, norm, _ = _inverse_statistics(P)
+            try:
+                C = linalg.cholesky(P, lower=True, check_finite=False)
+            except linalg.LinAlgError as error:
+                raise CurvatureError(
+                    "The recurrence's inverse is not positive definite."
+                ) from error
+            return _Block(
+                size=d,
+                factor=np.asfortranarray(C, dtype=P.dtype),
+                lower=True,
+                base_trace=trace,
+                base_norm=norm,
+            )
         mu, eigvecs = linalg.eigh(B_inv)
         # B = M/m + λI has eigenvalues 1/mu, so M has m·(1/mu − λ).
         eigvals = np.maximum(m * (1.0 / mu - self.damping), 0.0)
@@ -509,54 +574,64 @@ class BlockFisherInverse:
 
     # ------------------------------------------------------------------ solving
     def _base_solve(self, blk, R, m):
-        """``(M₀ + m·damping·I)⁻¹ R``."""
-        if blk.inverse is not None:
-            return _symmetric_product(blk.inverse, R.astype(blk.inverse.dtype, copy=False))
+        """``(M₀ + m·damping·I)⁻¹ R`` in float64."""
+        if blk.factor is not None:
+            return blk.half_product(blk.half_product(R), transpose=False)
         Q = blk.eigvecs
         scaled = (Q.T @ R.astype(Q.dtype, copy=False)) / (blk.eigvals + m * self.damping)[
             :, None
         ].astype(Q.dtype)
-        return Q @ scaled
+        return (Q @ scaled).astype(np.float64, copy=False)
 
     def _block_pieces(self, blk, m, extra=None, memo=None):
-        """A block's pending term ``(V, s, Z, cap, ZtZ)`` (``Z = base⁻¹V`` per column group),
-        with ``extra = (W, t, ZW)`` appended for a change being prepared (``ZW = base⁻¹W``
-        from the same pass as the right-hand sides).
+        """A block's pending term :class:`_Pending` ``(V, s, Z, cap, L)``, with
+        ``extra = (W, t, ZW)`` appended for a change being prepared (``W`` the new columns,
+        ``ZW`` their image from the same pass as the right-hand sides).
 
-        Only new groups and small matrices are made: the block's own groups are shared,
-        never copied or written (``memo`` shares merged rows between blocks)."""
-        if blk.inverse is not None:
-            V, s, Z, cap, ZtZ = blk.V, blk.signs, blk.Z, blk.capacitance, blk.ZtZ
+        Undamped: ``Z = L = TᵀV`` (the frame ``y = TᵀR``); damped: ``Z = base⁻¹V``,
+        ``L = V``. Only new groups and small matrices are made: the block's own groups are
+        shared, never copied or written (``memo`` shares merged rows between blocks)."""
+        if blk.factor is not None:
+            V, s, Z, cap = blk.V, blk.signs, blk.Z, blk.capacitance
         else:
             Vc = _columns(blk.V, blk.size)
             if Vc.shape[1]:
-                Zc = self._base_solve(blk, Vc, m).astype(np.float64)
+                Zc = self._base_solve(blk, Vc, m)
                 V, Z, cap = (Vc,), (Zc,), np.diag(blk.signs) + Vc.T @ Zc
             else:
                 V, Z, cap = (), (), np.zeros((0, 0))
-            s, ZtZ = blk.signs, None
+            s = blk.signs
         if extra is None:
-            return _Pending(V, s, Z, cap, ZtZ)
+            return _Pending(V, s, Z, cap, Z if blk.factor is not None else V)
         W, t, ZW = extra
-        cross = _transpose_dot(V, ZW)
-        inner = W.T @ ZW if isinstance(W, np.ndarray) else W.transpose_dot(ZW)
-        cap = np.block([[cap, cross], [cross.T, np.diag(t) + inner]])
-        if ZtZ is not None:
-            zz = _transpose_dot(Z, ZW)
-            ZtZ = np.block([[ZtZ, zz], [zz.T, ZW.T @ ZW]])
+        # Undamped only (a damped change recomputes every column): VᵀM₀⁻¹W = ZᵀZ_W.
+        cross = _transpose_dot(Z, ZW)
+        inner = ZW.T @ ZW
+        cap = np.block([[cap, cross], [cross.T, np.diag(t) + (inner + inner.T) / 2]])
         V, Z = V + (W,), Z + (ZW,)
         if len(V) > _MAX_GROUPS:
             V = _merge_groups(V, blk.size, {} if memo is None else memo)
             Z = (_columns(Z, blk.size),)
-        return _Pending(V, np.concatenate([s, t]), Z, cap, ZtZ)
+        return _Pending(V, np.concatenate([s, t]), Z, cap, Z)
 
     @staticmethod
-    def _woodbury_apply(ZR, V, Z, cap, R_rhs_proj):
-        """``base⁻¹R − Z·cap⁻¹·(Vᵀ base⁻¹R)``; ``R_rhs_proj = Vᵀ base⁻¹R``."""
-        if not _width(V):
+    def _woodbury_apply(ZR, L, Z, cap, R_rhs_proj):
+        """``ZR − Z·cap⁻¹·(Lᵀ ZR)``; ``R_rhs_proj = Lᵀ ZR``."""
+        if not _width(L):
             return ZR
         coeffs = linalg.solve(cap, R_rhs_proj, assume_a="sym", check_finite=False)
         return ZR - _dot(Z, coeffs)
+
+    def _pending_solve(self, blk, pending, Rb, m):
+        """``m·B⁻¹Rb`` with the pending term ``pending``; undamped: ``T·(y − Z·cap⁻¹·Zᵀy)``
+        with ``y = TᵀRb``, two triangular passes (one read of the block)."""
+        _, _, Z, cap, L = pending
+        if blk.factor is not None:
+            y = blk.half_product(Rb)
+            u = self._woodbury_apply(y, L, Z, cap, _transpose_dot(L, y))
+            return m * blk.half_product(u, transpose=False)
+        ZR = self._base_solve(blk, Rb, m)
+        return m * self._woodbury_apply(ZR, L, Z, cap, _transpose_dot(L, ZR))
 
     def solve(self, R, *, change=None):
         """Return ``B_b⁻¹ R_b`` for every block, optionally for the matrix after ``change``.
@@ -564,7 +639,7 @@ class BlockFisherInverse:
         Parameters
         ----------
         R : sequence of ndarray of shape (d_b,) or (d_b, r), or ndarray (L, d, r)
-            Right-hand sides, any number per block, solved in one pass over each block.
+            Right-hand sides, any number per block, solved in one read of each block.
         change : CurvatureChange, default=None
             Solve with the matrix as it would be after :meth:`apply` of this change (used
             for leave-``S``-out curvature), without modifying anything.
@@ -594,19 +669,23 @@ class BlockFisherInverse:
             vector = Rb.ndim == 1
             Rb = Rb[:, None] if vector else Rb
             pending = self._block_pieces(blk, m) if change is None else change.blocks[b]
-            V, _, Z, cap, _ = pending
-            ZR = self._base_solve(blk, Rb, m).astype(np.float64)
-            x = m * self._woodbury_apply(ZR, V, Z, cap, _transpose_dot(V, ZR))
+            x = self._pending_solve(blk, pending, Rb, m)
             return x[:, 0] if vector else x
 
         items = [(b, blk, Rb) for b, (blk, Rb) in enumerate(zip(self.blocks_, Rs))]
         out = self._blockwise(solve_block, items)
         return np.stack(out) if as_array else out
 
+    def _check_undamped(self, name):
+        self._check_fitted()
+        if any(blk.factor is None for blk in self.blocks_):
+            raise ValueError(f"{name} needs undamped blocks (damping == 0).")
+
     def inverse_trace(self, *, change=None):
-        """``tr(B_b⁻¹)`` per block (damping 0), optionally after ``change``, without a pass
-        over the blocks: ``m·(tr(M₀⁻¹) − tr(cap⁻¹ZᵀZ))`` from the stored inverse's diagonal
-        and the pending term's ``K × K`` matrices.
+        """``tr(B_b⁻¹)`` per block (damping 0), optionally after ``change``:
+        ``m·(tr(M₀⁻¹) − tr(cap⁻¹·ZᵀTᵀTZ))``, the stored inverse's trace and the pending
+        term's, which takes one triangular pass over each block with a pending term (for
+        a bound of ``‖B⁻¹‖₂`` without a pass, see :meth:`inverse_norm_bound`).
 
         Returns
         -------
@@ -614,43 +693,87 @@ class BlockFisherInverse:
         rounding : ndarray of shape (n_blocks,)
             A bound of the round-off of each trace, ``u`` the storage precision's: the
             summation's ``64·u·(|base| + |pending|)`` and the capacitance's round-off
-            amplified by its solve, ``64·(d + K)·u·max(‖cap‖, 1)·‖cap⁻¹‖²·tr(ZᵀZ)``, times
-            ``m``.
+            amplified by its solve, ``64·(d + K)·u·max(‖cap‖, 1)·‖cap⁻¹‖²·tr(YᵀY)``
+            (``Y = TZ``), times ``m``.
         """
-        self._check_fitted()
-        if any(blk.inverse is None for blk in self.blocks_):
-            raise ValueError("inverse_trace needs undamped blocks (damping == 0).")
+        self._check_undamped("inverse_trace")
         m = self.n_samples_ if change is None else change.n_samples
 
         def trace_block(b, blk):
             pieces = self._block_pieces(blk, m) if change is None else change.blocks[b]
-            _, _, _, cap, ZtZ = pieces
+            _, _, Z, cap, _ = pieces
             base = blk.base_trace
-            u = np.finfo(blk.inverse.dtype).eps
+            u = np.finfo(blk.dtype).eps
             pending = amplified = 0.0
             if cap.shape[0]:
-                pending = float(np.trace(linalg.solve(cap, ZtZ, assume_a="sym")))
-                eigvals = getattr(pieces, "eigenvalues", None)
-                if eigvals is None:
-                    eigvals = np.linalg.eigvalsh((cap + cap.T) / 2)
-                # The capacitance carries the round-off of VᵀZ (and of Z = M₀⁻¹V in the
+                Y = blk.half_product(_columns(Z, blk.size), transpose=False)  # M₀⁻¹V
+                YtY = Y.T @ Y
+                pending = float(np.trace(linalg.solve(cap, YtY, assume_a="sym")))
+                eigvals = _capacitance_eigenvalues(pieces)
+                # The capacitance carries the round-off of its products (and of Z in the
                 # storage precision), ‖E‖ ≲ (d + K)·u·max(‖cap‖, 1); the solve amplifies it
-                # to ‖E‖·‖cap⁻¹‖²·tr(ZᵀZ), large when a change nearly empties a direction.
+                # to ‖E‖·‖cap⁻¹‖²·tr(YᵀY), large when a change nearly empties a direction.
                 smallest = float(np.min(np.abs(eigvals)))
                 size = blk.size + cap.shape[0]
                 perturbation = 64 * size * u * max(float(np.max(np.abs(eigvals))), 1.0)
-                amplified = perturbation * float(np.trace(ZtZ)) / smallest**2
+                amplified = perturbation * float(np.trace(YtY)) / smallest**2
             rounding = 64 * u * (abs(base) + abs(pending)) + amplified
             return m * (base - pending), m * rounding
 
-        # Without a pass over the blocks this is light unless the pending rank is large.
-        if change is None:
-            ranks = [blk.rank for blk in self.blocks_]
-        else:
-            ranks = [cap.shape[0] for _, _, _, cap, _ in change.blocks]
-        light = max(ranks, default=0) < 64
-        traces = self._blockwise(trace_block, list(enumerate(self.blocks_)), light=light)
+        traces = self._blockwise(trace_block, list(enumerate(self.blocks_)))
         return np.array([t for t, _ in traces]), np.array([r for _, r in traces])
+
+    def inverse_norm_bound(self, *, change=None):
+        """An upper bound of ``‖B_b⁻¹‖₂`` per block (damping 0), optionally after ``change``,
+        from ``K × K`` matrices only (no pass over the blocks).
+
+        ``M⁻¹ = T·X·Tᵀ`` with ``X = (I + Z·diag(s)·Zᵀ)⁻¹``, so
+        ``‖M⁻¹‖₂ ≤ ‖M₀⁻¹‖₂·λ_max(X)``: the first is bounded by ``min(‖M₀⁻¹‖₁, tr M₀⁻¹)``
+        (stored with the base), and ``1/λ_max(X)`` is the smallest of ``1`` and the
+        eigenvalues of ``I + G^{1/2}·diag(s)·G^{1/2}``, ``G = ZᵀZ = cap − diag(s)``.
+
+        Returns
+        -------
+        bounds : ndarray of shape (n_blocks,)
+        rounding : ndarray of shape (n_blocks,)
+            Allowance for round-off (``u`` the storage precision's): ``G`` carries
+            ``‖E‖ ≲ 64·(d + K)·u·max(‖G‖, 1)``, which moves the smallest eigenvalue ``σ``
+            by at most ``‖E‖`` (``inf`` when ``σ <= ‖E‖``), plus ``64·d·u`` relative.
+        """
+        self._check_undamped("inverse_norm_bound")
+        m = self.n_samples_ if change is None else change.n_samples
+
+        def norm_block(b, blk):
+            pieces = self._block_pieces(blk, m) if change is None else change.blocks[b]
+            _, s, _, cap, _ = pieces
+            u = np.finfo(blk.dtype).eps
+            smallest, allowance = 1.0, 0.0
+            if cap.shape[0] and np.all(s > 0):
+                pass  # X = (I + ZZᵀ)⁻¹ ≼ I
+            elif cap.shape[0] and np.all(s < 0):
+                # X = (I − ZZᵀ)⁻¹: 1/λ_max(X) = 1 − λ_max(G) = −λ_max(cap) (from the inertia
+                # check's eigenvalues when it has run)
+                eigvals = _capacitance_eigenvalues(pieces)
+                smallest = min(1.0, -float(eigvals.max()))
+                allowance = 64 * (blk.size + cap.shape[0]) * u * max(1.0 - smallest, 1.0)
+            elif cap.shape[0]:
+                G = cap - np.diag(s)
+                values, vectors = np.linalg.eigh((G + G.T) / 2)
+                values = np.maximum(values, 0.0)
+                root = vectors * np.sqrt(values)
+                H = root.T @ (s[:, None] * root)
+                mu = np.linalg.eigvalsh((H + H.T) / 2)
+                smallest = min(1.0, float(1.0 + mu.min()))
+                allowance = 64 * (blk.size + cap.shape[0]) * u * max(float(values.max()), 1.0)
+            # ‖M₀⁻¹‖₂ <= ‖M₀⁻¹‖₁ (symmetric) and <= tr M₀⁻¹ (positive definite)
+            base = min(blk.base_norm, blk.base_trace) * (1 + 64 * blk.size * u)
+            if smallest <= allowance:
+                return np.inf, np.inf
+            value = m * base / smallest
+            return value, m * base / (smallest - allowance) - value
+
+        bounds = self._blockwise(norm_block, list(enumerate(self.blocks_)), light=True)
+        return np.array([v for v, _ in bounds]), np.array([r for _, r in bounds])
 
     # ------------------------------------------------------------------ changes
     def prepare_change(self, factors, *, sign=-1, rhs=None, n_samples=None):
@@ -723,12 +846,14 @@ class BlockFisherInverse:
                 W = _as_dense_factor(factors[b], np.float64).T  # (d, k)
                 group = W
             else:
-                W = shared.rows.T * shared.scales[:, b]  # (d, k), for this block's product
+                # This block's d × k columns are written straight into the product's input
+                # unless the span test or a damped block needs them apart (a d × k array of
+                # fresh pages per block costs more than its product with a few columns).
+                W = None
                 group = _ScaledColumns(shared.rows, np.ascontiguousarray(shared.scales[:, b]))
-            if W.shape[0] != blk.size:
-                raise ValueError(
-                    f"Factor of block {b} has {W.shape[0]} columns, expected {blk.size}."
-                )
+            size = shared.rows.shape[1] if W is None else W.shape[0]
+            if size != blk.size:
+                raise ValueError(f"Factor of block {b} has {size} columns, expected {blk.size}.")
             if shared is None and not np.all(np.isfinite(W)):
                 raise ValueError(f"Factor of block {b} contains NaN or infinity.")
             Rb = vector = None
@@ -741,22 +866,33 @@ class BlockFisherInverse:
                         f"Right-hand side of block {b} has {Rb.shape[0]} rows, expected {blk.size}."
                     )
             t = sign_columns
-            # New columns (and right-hand sides) go through the base in one matrix product.
-            old = None if blk.inverse is not None else _columns(blk.V, blk.size)
+            # New columns (and right-hand sides) go through the base in one product: ``Tᵀ``
+            # undamped (the frame of the pending term), the base inverse damped.
+            old = None if blk.factor is not None else _columns(blk.V, blk.size)
             width = k if old is None else old.shape[1] + k
+            if W is None and (old is not None or (Rb is not None and k <= _SPAN_MAX_COLUMNS)):
+                W = group.toarray()
             # A gradient sum of the changed samples usually lies in the span of their factor
-            # columns (both are multiples of the same rows x̃_i): then base⁻¹R = base⁻¹W·c
+            # columns (both are multiples of the same rows x̃_i): then TᵀR = TᵀW·c
             # and the pass over the block carries k columns instead of k + r.
-            in_span = _span_coefficients(W, Rb) if Rb is not None else None
-            pieces = [W] if old is None else [old, W]
+            in_span = _span_coefficients(W, Rb) if Rb is not None and W is not None else None
+            pieces = [group if W is None else W] if old is None else [old, W]
             if Rb is not None and in_span is None:
                 pieces.append(Rb)
             cols = np.empty((blk.size, sum(P.shape[1] for P in pieces)), dtype=blk.dtype, order="F")
             start = 0
             for P in pieces:
-                cols[:, start : start + P.shape[1]] = P
-                start += P.shape[1]
-            solved = self._base_solve(blk, cols, m_new).astype(np.float64, copy=False)
+                stop = start + P.shape[1]
+                if isinstance(P, _ScaledColumns):
+                    np.multiply(P.rows.T, P.scale, out=cols[:, start:stop], casting="same_kind")
+                else:
+                    cols[:, start:stop] = P
+                start = stop
+            if old is None:
+                solved = triangular_multiply(blk.factor, blk.lower, cols, transpose=True)
+                solved = solved.astype(np.float64, copy=False)
+            else:
+                solved = self._base_solve(blk, cols, m_new)
             del cols
             ZR = None
             if in_span is not None:
@@ -770,13 +906,15 @@ class BlockFisherInverse:
                 Vall = np.hstack([old, W])
                 sall = np.concatenate([blk.signs, t])
                 Z = np.ascontiguousarray(solved[:, :width])
-                pending = _Pending((Vall,), sall, (Z,), np.diag(sall) + Vall.T @ Z)
-            V, s, Z, cap, _ = pending
+                pending = _Pending((Vall,), sall, (Z,), np.diag(sall) + Vall.T @ Z, (Vall,))
+            _, s, Z, cap, L = pending
             pending.eigenvalues = self._check_definite(b, s, cap)
             if Rb is None:
                 return pending, None, None
-            x = self._woodbury_apply(ZR, V, Z, cap, _transpose_dot(V, ZR))
-            x, residual = _refine_woodbury(x, ZR, V, s, Z, cap)
+            x = self._woodbury_apply(ZR, L, Z, cap, _transpose_dot(L, ZR))
+            x, residual = _refine_woodbury(x, ZR, L, s, Z, cap)
+            if old is None:
+                x = blk.half_product(x, transpose=False)  # back from the frame y = TᵀR
             x = m_new * x
             return pending, (x[:, 0] if vector else x), residual
 
@@ -811,10 +949,10 @@ class BlockFisherInverse:
         self._check_fitted()
         if len(change.blocks) != len(self.blocks_):
             raise ValueError("This change was prepared for another BlockFisherInverse.")
-        for blk, (V, s, Z, cap, ZtZ) in zip(self.blocks_, change.blocks):
+        for blk, (V, s, Z, cap, _) in zip(self.blocks_, change.blocks):
             blk.V, blk.signs = V, s
-            if blk.inverse is not None:
-                blk.Z, blk.capacitance, blk.ZtZ = Z, cap, ZtZ
+            if blk.factor is not None:
+                blk.Z, blk.capacitance = Z, cap
         self.n_samples_ = change.n_samples
         for blk in self.blocks_:
             if blk.rank > self.max_pending_rank:
@@ -846,11 +984,25 @@ class BlockFisherInverse:
         return self
 
     def _fold(self, blk):
-        if blk.inverse is not None:
-            Z = _columns(blk.Z, blk.size)
-            blk.inverse = _fold_woodbury(blk.inverse, Z, blk.capacitance)
-            blk.Z, blk.capacitance, blk.ZtZ = (), np.zeros((0, 0)), np.zeros((0, 0))
-            blk.base_trace = float(np.trace(blk.inverse, dtype=np.float64))
+        if blk.factor is not None:
+            # M⁻¹ = M₀⁻¹ − Y·cap⁻¹·Yᵀ with Y = T·Z = M₀⁻¹V, then its Cholesky factor. Nothing
+            # is assigned until all of it has succeeded.
+            dtype = blk.dtype
+            Y = blk.half_product(_columns(blk.Z, blk.size), transpose=False)
+            P = _factor_product(blk.factor, blk.lower)
+            inverse = _fold_woodbury(P, Y, blk.capacitance, overwrite=True)
+            trace, norm, _ = _inverse_statistics(inverse)
+            # The new factor: M⁻¹ = C·Cᵀ, C lower (the symmetric inverse's C-ordered array is
+            # its own Fortran-ordered transpose: factored in place).
+            work = inverse.T if inverse.flags.c_contiguous else np.asfortranarray(inverse)
+            potrf = linalg.get_lapack_funcs("potrf", (work,))
+            C, info = potrf(work, lower=True, overwrite_a=True, clean=True)
+            if info != 0:
+                raise CurvatureError("The folded inverse is not positive definite.")
+            blk.factor, blk.lower = C.astype(dtype, copy=False), True
+            blk.base_trace, blk.base_norm = trace, norm
+            blk.scaled_inverse_norm = None
+            blk.Z, blk.capacitance = (), np.zeros((0, 0))
         else:
             Q = blk.eigvecs.astype(np.float64)
             V = _columns(blk.V, blk.size)
@@ -871,7 +1023,51 @@ class BlockFisherInverse:
         return self.solve([np.eye(blk.size) for blk in self.blocks_])
 
 
-def _fold_woodbury(inverse, Z, capacitance):
+def _factored_block(b, G):
+    """A block from its matrix ``M₀`` (overwritten): ``M₀ = UᵀU`` (``?potrf``) and
+    ``T = U⁻¹`` (``?trtri``), so ``M₀⁻¹ = T·Tᵀ``; the inverse's trace and norms are read
+    from ``T·Tᵀ`` (``?lauum``, one block of workspace, released)."""
+    dtype = G.dtype
+    root = np.sqrt(np.abs(np.diag(G)).astype(np.float64))
+    # G is symmetric, so its Fortran-ordered view G.T is the same matrix: LAPACK then
+    # factors it in place (the caller's gram is overwritten, as documented).
+    A = G.T if G.flags.c_contiguous else np.asfortranarray(G)
+    potrf, trtri = linalg.get_lapack_funcs(("potrf", "trtri"), (A,))
+    chol, info = potrf(A, lower=False, overwrite_a=True, clean=True)
+    if info != 0:
+        raise CurvatureError(
+            f"Curvature block {b} is not positive definite (Cholesky failed at "
+            f"column {info}); use damping > 0 or a stronger penalty."
+        )
+    T, info = trtri(chol, lower=False, overwrite_c=True)
+    if info != 0 or not np.all(np.isfinite(np.diag(T))):
+        raise CurvatureError(f"Curvature block {b} is singular.")
+    T = np.asfortranarray(T)
+    trace, norm, scaled = _inverse_statistics(_factor_product(T, False), root)
+    return _Block(
+        size=G.shape[0],
+        factor=T.astype(dtype, copy=False),
+        lower=False,
+        base_trace=trace,
+        base_norm=norm,
+        scaled_inverse_norm=scaled,
+    )
+
+
+def _factor_product(T, lower):
+    """``T·Tᵀ`` as a new symmetric C-ordered array (``?lauum``, ``d³/3`` flops). ``?lauum``
+    forms ``U·Uᵀ`` for an upper ``U``; a lower ``T`` is one after reversing rows and
+    columns (``J·T·J``, and ``T·Tᵀ = J·(JTJ)(JTJ)ᵀ·J``)."""
+    upper = T if not lower else T[::-1, ::-1]
+    lauum = linalg.get_lapack_funcs("lauum", (upper,))
+    P, info = lauum(np.array(upper, order="F"), lower=False, overwrite_c=True)
+    if info != 0:
+        raise CurvatureError(f"Forming the base inverse failed (lauum info {info}).")
+    P = _symmetrize_upper(P)
+    return np.ascontiguousarray(P if not lower else P[::-1, ::-1])
+
+
+def _fold_woodbury(inverse, Z, capacitance, *, overwrite=False):
     """``M₀⁻¹ − Z·cap⁻¹·Zᵀ`` as a new symmetric array, by two symmetric rank-r updates.
 
     With ``cap = QΛQᵀ`` and ``Y = Z·Q·|Λ|^{-1/2}``, ``Z·cap⁻¹·Zᵀ = Σ_j sign(λ_j)·y_j y_jᵀ``:
@@ -883,7 +1079,7 @@ def _fold_woodbury(inverse, Z, capacitance):
     syrk = _syrk(inverse.dtype)
     # The C-ordered copy's transpose is the same symmetric matrix, Fortran-ordered: BLAS
     # updates it in place.
-    work = np.array(inverse, order="C").T
+    work = inverse.T if overwrite and inverse.flags.c_contiguous else np.array(inverse, order="C").T
     for columns, alpha in ((eigvals > 0, -1.0), (eigvals < 0, 1.0)):
         if np.any(columns):
             factor = np.asfortranarray(Y[:, columns], dtype=inverse.dtype)
@@ -891,6 +1087,15 @@ def _fold_woodbury(inverse, Z, capacitance):
             if not np.shares_memory(updated, work):
                 work[...] = updated
     return _symmetrize_upper(work).T
+
+
+def _capacitance_eigenvalues(pieces):
+    """The capacitance's eigenvalues, from the inertia check when it has run."""
+    eigvals = getattr(pieces, "eigenvalues", None)
+    if eigvals is None:
+        cap = pieces[3]
+        eigvals = np.linalg.eigvalsh((cap + cap.T) / 2)
+    return eigvals
 
 
 def _refine_woodbury(x, ZR, V, s, Z, cap, *, steps=2):
@@ -928,23 +1133,11 @@ def _refine_woodbury(x, ZR, V, s, Z, cap, *, steps=2):
     return x, relative
 
 
-def _symmetric_product(A, R):
-    """``A @ R`` for a symmetric ``A``, streamed at memory bandwidth when ``R`` is narrow.
-
-    BLAS ``?gemm`` with a handful of columns runs well below the speed of ``?gemv``; for one
-    column use ``?gemv``, for a few use ``(Rᵀ A)ᵀ`` (row-major ``?gemm`` that walks ``A``
-    once along its rows), which equals ``A R`` because ``A`` is symmetric."""
-    if R.ndim == 1:
-        return A @ R
-    if R.shape[1] == 1:
-        return (A @ R[:, 0])[:, None]
-    if R.shape[1] <= 8 or R.flags.f_contiguous:
-        # (also the faster form of a wide product on one thread per block, see _blockwise)
-        return (np.ascontiguousarray(R.T) @ A).T
-    return A @ R
+#: Changes of at most this many columns test whether the right-hand sides lie in their span.
+_SPAN_MAX_COLUMNS = 8
 
 
-def _span_coefficients(W, R, *, max_columns=8, rtol=1e-13, max_growth=1e4):
+def _span_coefficients(W, R, *, max_columns=_SPAN_MAX_COLUMNS, rtol=1e-13, max_growth=1e4):
     """``C`` with ``R = W C`` to round-off (and no large cancellation in ``W C``), or None.
 
     Only for a few columns (``k <= max_columns``): that is where dropping the right-hand

@@ -139,10 +139,14 @@ def _as_groups(value):
 
 
 class _Pending(tuple):
-    """A block's pending term after a change: ``(V, signs, Z, capacitance, ZtZ)``, and the
-    capacitance's eigenvalues once the inertia check has computed them (``eigenvalues``)."""
+    """A block's pending term after a change: ``(V, signs, Z, capacitance, L)``, and the
+    capacitance's eigenvalues once the inertia check has computed them (``eigenvalues``).
 
-    def __new__(cls, V, signs, Z, capacitance, ZtZ=None):
-        pending = super().__new__(cls, (V, signs, Z, capacitance, ZtZ))
+    A solve's correction is ``Z·cap⁻¹·Lᵀy`` in the frame ``y`` of the base: undamped,
+    ``y = TᵀR`` and ``L = Z = TᵀV``; damped, ``y = base⁻¹R``, ``Z = base⁻¹V`` and
+    ``L = V``."""
+
+    def __new__(cls, V, signs, Z, capacitance, L):
+        pending = super().__new__(cls, (V, signs, Z, capacitance, L))
         pending.eigenvalues = None
         return pending

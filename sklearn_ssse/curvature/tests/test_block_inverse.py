@@ -1,5 +1,7 @@
 """BlockFisherInverse against dense ``numpy.linalg.inv`` of the same matrices."""
 
+import copy
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -345,13 +347,12 @@ def test_the_threaded_path_equals_the_sequential_one():
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
 
 
-def test_blocks_saved_with_single_pending_arrays_load():
-    """Format 1 stored the pending term as one ``V`` and one ``Z`` array (and no ``ZᵀZ``):
-    such a block loads into column groups and solves as before."""
-    import pickle
-
+@pytest.mark.parametrize("old_format", [1, 2])
+def test_blocks_saved_with_an_explicit_inverse_load(old_format):
+    """Formats 1 and 2 stored the base inverse ``M₀⁻¹`` explicitly and ``Z = M₀⁻¹V`` (format
+    1 as single arrays, format 2 in groups with ``ZᵀZ``): such a block loads into the
+    triangular factor and its frame (``Z = TᵀV``) and solves as before."""
     from sklearn_ssse.curvature._block_inverse import _Block
-    from sklearn_ssse.curvature._pending import _columns
 
     rng = np.random.default_rng(2)
     U = rng.normal(size=(60, 5))
@@ -359,20 +360,35 @@ def test_blocks_saved_with_single_pending_arrays_load():
     inv.downdate([U[:3]])
     inv.downdate([U[3:5]])
     blk = inv.blocks_[0]
-    old_state = dict(vars(blk))
-    old_state["V"] = _columns(blk.V, 5)
-    old_state["Z"] = _columns(blk.Z, 5)
-    del old_state["ZtZ"]
+    P = np.linalg.inv(U.T @ U + np.eye(5))  # M₀⁻¹, independently
+    V = U[:5].T
+    Z = P @ V
+    old_state = {
+        "size": 5,
+        "inverse": P,
+        "eigvecs": None,
+        "eigvals": None,
+        "signs": -np.ones(5),
+        "capacitance": -np.eye(5) + V.T @ Z,
+    }
+    if old_format == 1:
+        old_state.update(V=V, Z=Z)
+    else:
+        old_state.update(V=(V[:, :3], V[:, 3:]), Z=(Z[:, :3], Z[:, 3:]), ZtZ=Z.T @ Z)
+        old_state["base_trace"] = float(np.trace(P))
     loaded = _Block.__new__(_Block)
     loaded.__setstate__(old_state)
-    assert len(loaded.V) == 1 and loaded.rank == 5
-    np.testing.assert_allclose(loaded.ZtZ, old_state["Z"].T @ old_state["Z"], rtol=1e-14)
-    restored = pickle.loads(pickle.dumps(inv))
+    assert loaded.rank == 5 and loaded.factor is not None
+    np.testing.assert_allclose(loaded.inverse, P, rtol=1e-12)
+    T = np.tril(loaded.factor) if loaded.lower else np.triu(loaded.factor)
+    np.testing.assert_allclose(np.hstack(loaded.Z), T.T @ V, rtol=1e-12, atol=1e-14)
+    restored = copy.deepcopy(inv)
     restored.blocks_ = [loaded]
     R = rng.normal(size=(5, 2))
-    np.testing.assert_allclose(restored.solve([R])[0], inv.solve([R])[0], rtol=1e-13)
+    np.testing.assert_allclose(restored.solve([R])[0], inv.solve([R])[0], rtol=1e-12)
     expected = np.linalg.solve(_dense_B(U[5:], np.ones(5), 0.0), R)
     assert _rel(restored.solve([R])[0], expected) < 1e-10
+    assert _rel(blk.inverse, P) < 1e-12
 
 
 def test_shared_row_factors_validate_and_index():
