@@ -1099,16 +1099,18 @@ def _capacitance_eigenvalues(pieces):
 
 
 def _refine_woodbury(x, ZR, V, s, Z, cap, *, steps=2):
-    """Check and refine a Woodbury solution ``x = (base + V·diag(s)·Vᵀ)⁻¹ R``.
+    """Check and refine a Woodbury solution in the base's frame.
 
-    The base is stored as an inverse, so the residual is taken in the base-preconditioned
-    form ``e = base⁻¹R − (x + Z·diag(s)·Vᵀx)`` (``Z = base⁻¹V``, ``ZR = base⁻¹R``), which
-    is ``base⁻¹`` times the true residual and costs ``O(d·K)`` per column, against the
-    ``O(d²)`` pass over the block the solve itself took. Round-off amplified by an
-    ill-conditioned capacitance (a removal that nearly empties a direction) shows up there;
-    each refinement ``x ← x + (e − Z·cap⁻¹·Vᵀe)`` solves for the error with the same
-    factors. Returns the best ``x`` and its relative residual
-    ``‖e‖ / (‖ZR‖ + ‖x‖ + ‖Z·diag(s)·Vᵀx‖)``.
+    Damped (the base stored as ``base⁻¹``): ``x = (base + V·diag(s)·Vᵀ)⁻¹R`` with the
+    residual in the base-preconditioned form ``e = base⁻¹R − (x + Z·diag(s)·Vᵀx)``
+    (``Z = base⁻¹V``, ``ZR = base⁻¹R``). Undamped (``M₀⁻¹ = T·Tᵀ``), called with
+    ``V = Z = TᵀV``, ``ZR = TᵀR`` and ``x = T⁻¹·solution``: the system is
+    ``(I + Z·diag(s)·Zᵀ)·x = TᵀR``, the true one multiplied by ``Tᵀ``. Either way the
+    residual costs ``O(d·K)`` per column, against the ``O(d²)`` pass over the block the
+    solve itself took. Round-off amplified by an ill-conditioned capacitance (a removal
+    that nearly empties a direction) shows up there; each refinement
+    ``x ← x + (e − Z·cap⁻¹·Vᵀe)`` solves for the error with the same factors. Returns the
+    best ``x`` and its relative residual ``‖e‖ / (‖ZR‖ + ‖x‖ + ‖Z·diag(s)·Vᵀx‖)``.
     """
     if not _width(V):
         return x, 0.0

@@ -270,7 +270,7 @@ def _shared_problem(seed, n=70, d=6, n_blocks=3):
 @settings(max_examples=25, deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
-    st.lists(st.integers(1, 4), min_size=1, max_size=14),
+    st.lists(st.integers(1, 12), min_size=1, max_size=14),
     st.sampled_from([0.0, 0.3]),
     st.sampled_from([None, 2]),
 )
@@ -278,7 +278,8 @@ def test_shared_row_changes_equal_dense_inverse_over_many_requests(seed, sizes, 
     """Requests given as shared rows (one group per request, merged past eight, folded at
     the pending limit, run one block per thread with ``n_jobs``) equal the list of scaled
     factors and the dense inverse of the remaining rows, with right-hand sides solved in
-    the same pass."""
+    the same pass (requests of more than 8 rows skip the span test and write their
+    columns straight into the product's input)."""
     rng, rows, scales, factors, penalty = _shared_problem(seed)
     n, d = rows.shape
     sizes = sizes[: max(1, sum(np.cumsum(sizes) <= n - d - 5))]
@@ -311,6 +312,57 @@ def test_shared_row_changes_equal_dense_inverse_over_many_requests(seed, sizes, 
         for U, trace, error in zip(factors, traces, rounding):
             expected = np.trace(np.linalg.inv(_dense_B(U[start:], penalty, 0.0)))
             assert abs(trace - expected) <= 1e-9 * abs(expected) + error
+        bounds, rounding = shared.inverse_norm_bound()
+        for U, bound, error in zip(factors, bounds, rounding):
+            largest = np.linalg.eigvalsh(np.linalg.inv(_dense_B(U[start:], penalty, 0.0)))[-1]
+            assert bound + error >= largest * (1 - 1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.tuples(st.sampled_from([-1, 1]), st.integers(1, 5)), min_size=1, max_size=6),
+    st.floats(0.2, 5.0),
+    st.booleans(),
+)
+def test_the_norm_bound_holds_for_any_sequence_and_is_exact_for_a_scalar_base(
+    seed, changes, scale, scalar_base
+):
+    """``inverse_norm_bound`` (``‖M₀⁻¹‖·λ_max(X)``, no pass over the block) is never below
+    ``λ_max`` of the dense inverse after removals and joins in any order, also for a prepared
+    change, and equals it when ``M₀`` is a multiple of the identity and the pending rank is
+    below ``d`` (then ``‖M₀⁻¹‖`` is exact and ``M'⁻¹ = X/c``)."""
+    rng = np.random.default_rng(seed)
+    d, n = 5, 40
+    if scalar_base:
+        # M₀ = c·I exactly: n orthogonal rows of norm² c (a scaled identity per d rows).
+        U = np.sqrt(scale) * np.vstack([np.eye(d)] * 1)
+        penalty = np.zeros(d)
+    else:
+        U = rng.normal(size=(n, d)) * scale
+        penalty = np.full(d, 0.5)
+    inv = BlockFisherInverse().fit([U], penalty=penalty)
+    M = U.T @ U + np.diag(penalty)
+    count = U.shape[0]
+    for sign, k in changes:
+        if sign < 0:
+            rows = 0.3 * rng.normal(size=(k, d)) / np.sqrt(d)
+        else:
+            rows = rng.normal(size=(k, d))
+        M_new = M + sign * rows.T @ rows
+        if np.linalg.eigvalsh(M_new)[0] <= 1e-3 * np.linalg.eigvalsh(M)[-1]:
+            continue
+        change = inv.prepare_change([rows], sign=sign, n_samples=0)
+        prepared, _ = inv.inverse_norm_bound(change=change)
+        inv.apply(change)
+        M = M_new
+        bound, error = inv.inverse_norm_bound()
+        assert prepared[0] == pytest.approx(bound[0], rel=1e-12)
+        largest = np.linalg.eigvalsh(np.linalg.inv(M / count))[-1]
+        assert bound[0] + error[0] >= largest * (1 - 1e-12)
+        if scalar_base and inv.pending_rank_[0] < d:
+            # (X has the eigenvalue 1 off the pending columns' span while that is not ℝ^d)
+            assert bound[0] == pytest.approx(largest, rel=1e-9)
 
 
 def test_shared_rows_are_kept_once_for_all_blocks():
