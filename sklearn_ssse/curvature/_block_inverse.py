@@ -204,20 +204,30 @@ class _Block:
         return X.astype(np.float64, copy=False)
 
 
-def _inverse_statistics(P, root=None):
+def _inverse_statistics(P, root=None, *, upper_only=False):
     """``(tr P, ‖P‖₁, ‖D^{1/2}·P·D^{1/2}‖₁)`` of a symmetric ``P`` (the last with
-    ``root = diag(D)^{1/2}``, else None), by row panels (``|P|`` is never formed whole)."""
+    ``root = diag(D)^{1/2}``, else None), by row panels (``|P|`` is never formed whole).
+
+    ``upper_only``: ``P`` holds the upper triangle and zeros below; the symmetric matrix's
+    column sums are then the triangle's column sums plus its row sums less the diagonal."""
+    if P.flags.f_contiguous and not P.flags.c_contiguous:
+        # Row panels of the transpose are contiguous; the sums are the same for Pᵀ (the
+        # symmetric matrix, or the triangle read with rows and columns exchanged).
+        P = P.T
+    d = P.shape[0]
     trace = float(np.trace(P, dtype=np.float64))
-    sums = np.zeros(P.shape[1])
-    scaled = None if root is None else np.zeros(P.shape[1])
-    for start in range(0, P.shape[0], 512):
-        panel = np.abs(P[start : start + 512]).astype(np.float64, copy=False)
-        sums += panel.sum(axis=0)
-        if root is not None:
-            scaled += panel.T @ root[start : start + 512]
-    one_norm = float(sums.max()) if len(sums) else 0.0
-    if root is not None:
-        scaled = float((scaled * root).max()) if len(scaled) else 0.0
+    weights = np.ones((d, 1)) if root is None else np.column_stack([np.ones(d), root])
+    sums = np.zeros((d, weights.shape[1]))
+    for start in range(0, d, 512):
+        stop = start + 512
+        panel = np.abs(P[start:stop]).astype(np.float64, copy=False)
+        sums += panel.T @ weights[start:stop]
+        if upper_only:
+            sums[start:stop] += panel @ weights
+    if upper_only:
+        sums -= np.abs(np.diag(P)).astype(np.float64)[:, None] * weights
+    one_norm = float(sums[:, 0].max()) if d else 0.0
+    scaled = None if root is None else (float((sums[:, 1] * root).max()) if d else 0.0)
     return trace, one_norm, scaled
 
 
@@ -465,21 +475,23 @@ class BlockFisherInverse:
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
 
-        def check_and_factor(b, G):
+        def check_and_factor(b, G, workspace=None):
             if G.ndim != 2 or G.shape[0] != G.shape[1]:
                 raise ValueError(f"Block {b} is not a square matrix: shape {G.shape}.")
             if not np.all(np.isfinite(G)):
                 raise ValueError(f"Block {b} contains NaN or infinity.")
-            return self._factor(b, G, dtype)
+            return self._factor(b, G, dtype, workspace)
 
         blocks = []
         try:
             if isinstance(grams, (list, tuple)) and self.n_jobs not in (None, 1):
                 blocks = self._parallel(check_and_factor, list(enumerate(grams)))
             else:
-                # One block at a time: a generator's gram is released once it is factored.
+                # One block at a time: a generator's gram is released once it is factored,
+                # and one workspace (touched once) serves every block's inverse statistics.
+                workspace = {}
                 for b, G in enumerate(grams):
-                    blocks.append(check_and_factor(b, G))
+                    blocks.append(check_and_factor(b, G, workspace))
         except CurvatureMemoryError:
             raise
         except MemoryError as error:
@@ -496,11 +508,11 @@ class BlockFisherInverse:
         self.n_samples_ = int(n_samples)
         return self
 
-    def _factor(self, b, G, dtype):
+    def _factor(self, b, G, dtype, workspace=None):
         G = np.asarray(G, dtype=dtype)
         d = G.shape[0]
         if self.damping == 0:
-            return _factored_block(b, G)
+            return _factored_block(b, G, workspace)
         # In float64 whatever the storage: the eigenvalues then carry float64's absolute
         # error u·λ_max, and storing Q in float32 perturbs B⁻¹ = QΛ⁻¹Qᵀ by a relative
         # u₃₂ in norm, independent of the condition number (one block of float64
@@ -1023,27 +1035,33 @@ class BlockFisherInverse:
         return self.solve([np.eye(blk.size) for blk in self.blocks_])
 
 
-def _factored_block(b, G):
+def _factored_block(b, G, workspace=None):
     """A block from its matrix ``M₀`` (overwritten): ``M₀ = UᵀU`` (``?potrf``) and
     ``T = U⁻¹`` (``?trtri``), so ``M₀⁻¹ = T·Tᵀ``; the inverse's trace and norms are read
-    from ``T·Tᵀ`` (``?lauum``, one block of workspace, released)."""
+    from ``T·Tᵀ`` (``?lauum`` in one block of workspace: kept in ``workspace``, a dict, for
+    the next block of the same shape, since fresh pages cost more here than the pass)."""
     dtype = G.dtype
     root = np.sqrt(np.abs(np.diag(G)).astype(np.float64))
     # G is symmetric, so its Fortran-ordered view G.T is the same matrix: LAPACK then
     # factors it in place (the caller's gram is overwritten, as documented).
     A = G.T if G.flags.c_contiguous else np.asfortranarray(G)
     potrf, trtri = linalg.get_lapack_funcs(("potrf", "trtri"), (A,))
-    chol, info = potrf(A, lower=False, overwrite_a=True, clean=True)
+    chol, info = potrf(A, lower=False, overwrite_a=True, clean=False)
     if info != 0:
         raise CurvatureError(
             f"Curvature block {b} is not positive definite (Cholesky failed at "
             f"column {info}); use damping > 0 or a stronger penalty."
         )
+    # The strict lower triangle still holds the gram's: zeroed column by column (contiguous
+    # in Fortran order; potrf's own clean costs several times this).
+    for j in range(chol.shape[0] - 1):
+        chol[j + 1 :, j] = 0
     T, info = trtri(chol, lower=False, overwrite_c=True)
     if info != 0 or not np.all(np.isfinite(np.diag(T))):
         raise CurvatureError(f"Curvature block {b} is singular.")
     T = np.asfortranarray(T)
-    trace, norm, scaled = _inverse_statistics(_factor_product(T, False), root)
+    upper = _factor_product(T, False, workspace, full=False)
+    trace, norm, scaled = _inverse_statistics(upper, root, upper_only=True)
     return _Block(
         size=G.shape[0],
         factor=T.astype(dtype, copy=False),
@@ -1054,17 +1072,31 @@ def _factored_block(b, G):
     )
 
 
-def _factor_product(T, lower):
-    """``T·Tᵀ`` as a new symmetric C-ordered array (``?lauum``, ``d³/3`` flops). ``?lauum``
+def _factor_product(T, lower, workspace=None, *, full=True):
+    """``T·Tᵀ`` as a symmetric C-ordered array (``?lauum``, ``d³/3`` flops; in ``workspace``
+    when given, else new). ``?lauum``
     forms ``U·Uᵀ`` for an upper ``U``; a lower ``T`` is one after reversing rows and
     columns (``J·T·J``, and ``T·Tᵀ = J·(JTJ)(JTJ)ᵀ·J``)."""
     upper = T if not lower else T[::-1, ::-1]
     lauum = linalg.get_lapack_funcs("lauum", (upper,))
-    P, info = lauum(np.array(upper, order="F"), lower=False, overwrite_c=True)
+    key = (upper.shape, upper.dtype)
+    work = None if workspace is None else workspace.get(key)
+    if work is None:
+        work = np.empty(upper.shape, dtype=upper.dtype, order="F")
+        if workspace is not None:
+            workspace.clear()
+            workspace[key] = work
+    work[...] = upper
+    P, info = lauum(work, lower=False, overwrite_c=True)
     if info != 0:
         raise CurvatureError(f"Forming the base inverse failed (lauum info {info}).")
+    if not full and not lower:
+        return P  # Fortran-ordered, the upper triangle (the strict lower one is T's, zero)
     P = _symmetrize_upper(P)
-    return np.ascontiguousarray(P if not lower else P[::-1, ::-1])
+    if lower:
+        P = P[::-1, ::-1]
+    # symmetric: the transpose of a Fortran-ordered P is the same matrix, C-ordered
+    return P.T if P.flags.f_contiguous else np.ascontiguousarray(P)
 
 
 def _fold_woodbury(inverse, Z, capacitance, *, overwrite=False):

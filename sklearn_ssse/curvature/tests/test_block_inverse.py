@@ -581,3 +581,39 @@ def test_overlapping_requests_restore_the_blas_threads():
             t.join(timeout=20)
         assert blas_threads() == original
     assert all(n == 2 for n in original)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 1100), st.sampled_from(["C", "F"]))
+def test_inverse_statistics_of_a_triangle_equal_those_of_the_symmetric_matrix(seed, d, order):
+    """Trace, 1-norm and equilibrated 1-norm from the upper triangle alone (the build reads
+    them so) equal the dense formulas on the whole symmetric matrix, in either memory
+    order and across row panels."""
+    from sklearn_ssse.curvature._block_inverse import _inverse_statistics
+
+    rng = np.random.default_rng(seed)
+    d = min(d, 40) if seed % 4 else d  # mostly small, sometimes several panels
+    A = rng.normal(size=(d, d))
+    P = A + A.T
+    root = rng.uniform(0.1, 3.0, size=d)
+    expected = (
+        np.trace(P),
+        np.abs(P).sum(axis=0).max(),
+        (np.abs(P) * root[:, None] * root[None, :]).sum(axis=0).max(),
+    )
+    upper = np.array(np.triu(P), order=order)
+    for got in (
+        _inverse_statistics(np.array(P, order=order), root),
+        _inverse_statistics(upper, root, upper_only=True),
+    ):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_a_built_factor_keeps_nothing_of_the_gram_in_its_other_triangle():
+    rng = np.random.default_rng(8)
+    U = rng.normal(size=(50, 7))
+    inv = BlockFisherInverse().fit([U], penalty=np.ones(7))
+    blk = inv.blocks_[0]
+    other = np.tril(blk.factor, -1) if not blk.lower else np.triu(blk.factor, 1)
+    assert not np.any(other)
+    assert _rel(blk.inverse, np.linalg.inv(U.T @ U + np.eye(7))) < 1e-12
