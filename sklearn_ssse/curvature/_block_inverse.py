@@ -147,6 +147,9 @@ class _Block:
     capacitance: np.ndarray | None = None  # diag(s) + VᵀM₀⁻¹V = diag(s) + ZᵀZ (damping == 0)
     base_trace: float | None = None  # tr(M₀⁻¹) (damping == 0)
     base_norm: float | None = None  # ‖M₀⁻¹‖₁ (damping == 0)
+    #: ``cond₁(M₀) = ‖M₀‖₁·‖M₀⁻¹‖₁`` (an upper bound after a fold), which scales the round-off
+    #: of the stored factor and so the allowances of the bounds of ``‖M⁻¹‖`` (damping == 0).
+    base_condition: float | None = None
     #: ‖D^{1/2}·M₀⁻¹·D^{1/2}‖₁ with ``D = diag M₀`` (the equilibrated inverse's 1-norm), for
     #: the conditioning check of a fit; None when the block was not factored from ``M₀``.
     scaled_inverse_norm: float | None = None
@@ -161,6 +164,9 @@ class _Block:
                 self.capacitance = np.zeros((0, 0))
             if self.base_trace is None or self.base_norm is None:
                 self.base_trace, self.base_norm = _inverse_statistics(self.inverse)[:2]
+            if self.base_condition is None:
+                # (blocks from the recurrence or an older file: O(d³), once)
+                self.base_condition = float(np.linalg.cond(self.inverse.astype(np.float64), 1))
 
     def __setstate__(self, state):
         state = dict(state)
@@ -169,8 +175,23 @@ class _Block:
         state.pop("inverse", None)
         state.pop("ZtZ", None)
         self.__dict__.update(state)
-        for name in ("factor", "lower", "base_trace", "base_norm", "scaled_inverse_norm"):
+        names = ("factor", "lower", "base_trace", "base_norm", "base_condition")
+        for name in names + ("scaled_inverse_norm",):
             self.__dict__.setdefault(name, False if name == "lower" else None)
+        factor = self.__dict__["factor"]
+        if factor is not None:
+            # A loaded file decides what BLAS later reads: refuse anything but a contiguous
+            # d × d float matrix (a wrong shape would be read past its end).
+            if (
+                not isinstance(factor, np.ndarray)
+                or factor.shape != (self.size, self.size)
+                or factor.dtype not in (np.float64, np.float32)
+                or not (factor.flags.f_contiguous or factor.flags.c_contiguous)
+            ):
+                raise ValueError(
+                    f"A stored curvature block's factor must be a contiguous float matrix of "
+                    f"shape ({self.size}, {self.size}); got {getattr(factor, 'shape', None)}."
+                )
         self.__post_init__()
 
     @property
@@ -672,6 +693,10 @@ class BlockFisherInverse:
         m = self.n_samples_ if change is None else change.n_samples
         Rs = [np.asarray(Rb, dtype=np.float64) for Rb in Rs]
         for b, (blk, Rb) in enumerate(zip(self.blocks_, Rs)):
+            if Rb.ndim not in (1, 2):
+                raise ValueError(
+                    f"Right-hand side of block {b} must be (d,) or (d, r), got shape {Rb.shape}."
+                )
             if Rb.shape[0] != blk.size:
                 raise ValueError(
                     f"Right-hand side of block {b} has {Rb.shape[0]} rows, expected {blk.size}."
@@ -705,7 +730,8 @@ class BlockFisherInverse:
         rounding : ndarray of shape (n_blocks,)
             A bound of the round-off of each trace, ``u`` the storage precision's: the
             summation's ``64·u·(|base| + |pending|)`` and the capacitance's round-off
-            amplified by its solve, ``64·(d + K)·u·max(‖cap‖, 1)·‖cap⁻¹‖²·tr(YᵀY)``
+            amplified by its solve, ``64·(d + K)·u·κ·max(‖cap‖, 1)·‖cap⁻¹‖²·tr(YᵀY)``
+            (``κ = cond₁(M₀)``)
             (``Y = TZ``), times ``m``.
         """
         self._check_undamped("inverse_trace")
@@ -727,7 +753,8 @@ class BlockFisherInverse:
                 # to ‖E‖·‖cap⁻¹‖²·tr(YᵀY), large when a change nearly empties a direction.
                 smallest = float(np.min(np.abs(eigvals)))
                 size = blk.size + cap.shape[0]
-                perturbation = 64 * size * u * max(float(np.max(np.abs(eigvals))), 1.0)
+                kappa = max(float(blk.base_condition), 1.0)
+                perturbation = 64 * size * u * kappa * max(float(np.max(np.abs(eigvals))), 1.0)
                 amplified = perturbation * float(np.trace(YtY)) / smallest**2
             rounding = 64 * u * (abs(base) + abs(pending)) + amplified
             return m * (base - pending), m * rounding
@@ -748,9 +775,10 @@ class BlockFisherInverse:
         -------
         bounds : ndarray of shape (n_blocks,)
         rounding : ndarray of shape (n_blocks,)
-            Allowance for round-off (``u`` the storage precision's): ``G`` carries
-            ``‖E‖ ≲ 64·(d + K)·u·max(‖G‖, 1)``, which moves the smallest eigenvalue ``σ``
-            by at most ``‖E‖`` (``inf`` when ``σ <= ‖E‖``), plus ``64·d·u`` relative.
+            Allowance for round-off (``u`` the storage precision's, ``κ = cond₁(M₀)``, kept
+            with the base): ``G`` carries ``‖E‖ ≲ 64·(d + K)·u·κ·max(‖G‖, 1)`` (the stored
+            factor's error grows with ``κ``), which moves the smallest eigenvalue ``σ`` by
+            at most ``‖E‖`` (``inf`` when ``σ <= ‖E‖``), plus ``64·d·u·κ`` relative.
         """
         self._check_undamped("inverse_norm_bound")
         m = self.n_samples_ if change is None else change.n_samples
@@ -758,7 +786,10 @@ class BlockFisherInverse:
         def norm_block(b, blk):
             pieces = self._block_pieces(blk, m) if change is None else change.blocks[b]
             _, s, _, cap, _ = pieces
+            # The stored factor's round-off grows with cond(M₀) and reaches G = ZᵀZ with it:
+            # near-singular removals from an ill-conditioned base need that much room.
             u = np.finfo(blk.dtype).eps
+            kappa = max(float(blk.base_condition), 1.0)
             smallest, allowance = 1.0, 0.0
             if cap.shape[0] and np.all(s > 0):
                 pass  # X = (I + ZZᵀ)⁻¹ ≼ I
@@ -767,7 +798,7 @@ class BlockFisherInverse:
                 # check's eigenvalues when it has run)
                 eigvals = _capacitance_eigenvalues(pieces)
                 smallest = min(1.0, -float(eigvals.max()))
-                allowance = 64 * (blk.size + cap.shape[0]) * u * max(1.0 - smallest, 1.0)
+                allowance = 64 * (blk.size + cap.shape[0]) * u * kappa * max(1.0 - smallest, 1.0)
             elif cap.shape[0]:
                 G = cap - np.diag(s)
                 values, vectors = np.linalg.eigh((G + G.T) / 2)
@@ -776,9 +807,11 @@ class BlockFisherInverse:
                 H = root.T @ (s[:, None] * root)
                 mu = np.linalg.eigvalsh((H + H.T) / 2)
                 smallest = min(1.0, float(1.0 + mu.min()))
-                allowance = 64 * (blk.size + cap.shape[0]) * u * max(float(values.max()), 1.0)
+                allowance = (
+                    64 * (blk.size + cap.shape[0]) * u * kappa * max(float(values.max()), 1.0)
+                )
             # ‖M₀⁻¹‖₂ <= ‖M₀⁻¹‖₁ (symmetric) and <= tr M₀⁻¹ (positive definite)
-            base = min(blk.base_norm, blk.base_trace) * (1 + 64 * blk.size * u)
+            base = min(blk.base_norm, blk.base_trace) * (1 + 64 * blk.size * u * kappa)
             if smallest <= allowance:
                 return np.inf, np.inf
             value = m * base / smallest
@@ -871,6 +904,10 @@ class BlockFisherInverse:
             Rb = vector = None
             if rhs is not None:
                 Rb = np.asarray(rhs[b], dtype=np.float64)
+                if Rb.ndim not in (1, 2):
+                    raise ValueError(
+                        f"Right-hand side of block {b} must be (d,) or (d, r), got {Rb.shape}."
+                    )
                 vector = Rb.ndim == 1
                 Rb = Rb[:, None] if vector else Rb
                 if Rb.shape[0] != blk.size:
@@ -1012,6 +1049,11 @@ class BlockFisherInverse:
             if info != 0:
                 raise CurvatureError("The folded inverse is not positive definite.")
             blk.factor, blk.lower = C.astype(dtype, copy=False), True
+            # ‖M‖₁ <= ‖M₀‖₁ + Σ_j ‖v_j‖₁·‖v_j‖_∞ for M = M₀ + Σ_j s_j v_j v_jᵀ
+            V = _columns(blk.V, blk.size)
+            change_norm = float(np.sum(np.abs(V).sum(axis=0) * np.abs(V).max(axis=0, initial=0)))
+            matrix_norm = blk.base_condition / max(blk.base_norm, np.finfo(float).tiny)
+            blk.base_condition = (matrix_norm + change_norm) * norm
             blk.base_trace, blk.base_norm = trace, norm
             blk.scaled_inverse_norm = None
             blk.Z, blk.capacitance = (), np.zeros((0, 0))
@@ -1042,6 +1084,7 @@ def _factored_block(b, G, workspace=None):
     the next block of the same shape, since fresh pages cost more here than the pass)."""
     dtype = G.dtype
     root = np.sqrt(np.abs(np.diag(G)).astype(np.float64))
+    gram_norm = _inverse_statistics(G)[1]  # ‖M₀‖₁ (the same column sums, of G)
     # G is symmetric, so its Fortran-ordered view G.T is the same matrix: LAPACK then
     # factors it in place (the caller's gram is overwritten, as documented).
     A = G.T if G.flags.c_contiguous else np.asfortranarray(G)
@@ -1068,6 +1111,7 @@ def _factored_block(b, G, workspace=None):
         lower=False,
         base_trace=trace,
         base_norm=norm,
+        base_condition=gram_norm * norm,
         scaled_inverse_norm=scaled,
     )
 

@@ -87,11 +87,18 @@ def triangular_multiply(T, lower, X, *, transpose=False):
     -------
     X
     """
+    # BLAS reads d·d elements of T and writes d·k of X whatever the arrays are: every
+    # property it relies on is checked here (a wrong one would read or write past a buffer).
+    T, X = np.asarray(T), np.asarray(X)
+    if T.ndim != 2 or T.shape[0] != T.shape[1] or T.dtype not in _SCALARS:
+        raise ValueError(f"T must be a square float32 or float64 matrix, got {T.shape} {T.dtype}.")
     dtype = T.dtype
-    if X.dtype != dtype or X.shape[0] != T.shape[0]:
+    if X.ndim not in (1, 2) or X.dtype != dtype or X.shape[0] != T.shape[0]:
         raise ValueError(f"X must be ({T.shape[0]}, k) of dtype {dtype}, got {X.shape} {X.dtype}.")
     if X.ndim == 2 and not X.flags.f_contiguous or X.ndim == 1 and not X.flags.contiguous:
         raise ValueError("X must be Fortran-ordered.")
+    if not X.flags.writeable:
+        raise ValueError("X is overwritten in place: it must be writeable.")
     d = T.shape[0]
     if d == 0 or X.size == 0:
         return X

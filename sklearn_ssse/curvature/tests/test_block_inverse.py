@@ -617,3 +617,50 @@ def test_a_built_factor_keeps_nothing_of_the_gram_in_its_other_triangle():
     other = np.tril(blk.factor, -1) if not blk.lower else np.triu(blk.factor, 1)
     assert not np.any(other)
     assert _rel(blk.inverse, np.linalg.inv(U.T @ U + np.eye(7))) < 1e-12
+
+
+@pytest.mark.parametrize(
+    "dtype, M0, v",
+    [
+        (
+            "float64",
+            [
+                [1.705175391890558e-05, -0.0047298439628981805],
+                [-0.0047298439628981805, 1.3120300258279178],
+            ],
+            [-2.7458018395172494e-05, -9.898564823791462e-08],
+        ),
+        (
+            "float32",
+            [
+                [9.462214469909668, -0.1335235834121704],
+                [-0.1335235834121704, 0.0018862637225538492],
+            ],
+            [-2.0342199361249147e-05, -0.0014415595901559337],
+        ),
+    ],
+)
+def test_the_norm_and_trace_bounds_hold_for_a_near_singular_removal_from_an_ill_conditioned_base(
+    dtype, M0, v
+):
+    """Found by review: one accepted removal that nearly empties the weakest direction of an
+    ill-conditioned ``M₀`` (cond 1.7e9 and 4.6e6). The stored factor's round-off, which grows
+    with cond(M₀), reaches the ``K×K`` matrices, and an allowance of ``O(u)`` gave bounds 0.61
+    and 0.95 of the exact ``λ_max``; with the allowance scaled by cond(M₀) both bounds hold
+    (or say there is none). The exact value comes from 80-digit arithmetic."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 80
+    M0, v = np.array(M0), np.array(v)
+    inv = BlockFisherInverse(dtype=dtype).fit_gram([M0.copy()], n_samples=100)
+    inv.apply(inv.prepare_change([v[None, :]], sign=-1))
+    a, b, c = (
+        Decimal(float(M0[i, j])) - Decimal(float(v[i])) * Decimal(float(v[j]))
+        for i, j in ((0, 0), (0, 1), (1, 1))
+    )
+    smallest = (a + c) / 2 - (((a - c) / 2) ** 2 + b**2).sqrt()
+    exact = float(Decimal(99) / smallest)  # λ_max(B⁻¹) = m·λ_max(M⁻¹), m = 99
+    bound, rounding = inv.inverse_norm_bound()
+    assert bound[0] + rounding[0] >= exact
+    trace, trace_rounding = inv.inverse_trace()
+    assert trace[0] + trace_rounding[0] >= exact

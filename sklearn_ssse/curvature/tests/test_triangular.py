@@ -76,3 +76,39 @@ def test_wrong_inputs_are_refused():
         triangular_multiply(T, True, np.ones((4, 5), order="C"))
     with pytest.raises(ValueError, match="contiguous"):
         triangular_multiply(np.eye(8)[::2, ::2], True, np.ones((4, 2), order="F"))
+
+
+def test_inputs_that_would_let_blas_leave_the_buffers_are_refused():
+    """BLAS trusts the shapes it is given: a non-square or 1-D factor, a 3-D or read-only
+    right-hand side would be read or written past their buffers (found by review)."""
+    X = np.ones((6, 2), order="F")
+    with pytest.raises(ValueError, match="square"):
+        triangular_multiply(np.ones(36), True, X)
+    with pytest.raises(ValueError, match="square"):
+        triangular_multiply(np.ones((6, 2), order="F"), True, X)
+    with pytest.raises(ValueError, match=r"\(6, k\)"):
+        triangular_multiply(np.eye(6), True, np.ones((6, 2, 3), order="F"))
+    frozen = np.ones((6, 2), order="F")
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        triangular_multiply(np.eye(6), True, frozen)
+
+
+def test_a_loaded_block_with_a_wrong_factor_is_refused_and_solve_checks_dimensions():
+    import pickle
+
+    from sklearn_ssse.curvature import BlockFisherInverse
+
+    rng = np.random.default_rng(5)
+    U = rng.normal(size=(40, 6))
+    inv = BlockFisherInverse().fit([U], penalty=np.ones(6))
+    state = dict(inv.blocks_[0].__dict__)
+    state["factor"] = np.ones((6, 1))
+    broken = type(inv.blocks_[0]).__new__(type(inv.blocks_[0]))
+    with pytest.raises(ValueError, match="factor must be a contiguous float matrix"):
+        broken.__setstate__(state)
+    assert pickle.loads(pickle.dumps(inv)).solve([np.ones(6)])[0].shape == (6,)
+    with pytest.raises(ValueError, match=r"must be \(d,\) or \(d, r\)"):
+        inv.solve(np.ones((1, 6, 2, 3)))
+    with pytest.raises(ValueError, match=r"must be \(d,\) or \(d, r\)"):
+        inv.prepare_change([U[:2]], rhs=[np.ones((6, 2, 2))])
