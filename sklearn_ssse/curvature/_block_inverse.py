@@ -270,6 +270,7 @@ def _factored_state(state):
         for G in groups
     )
     state["base_trace"], state["base_norm"], _ = _inverse_statistics(P)
+    state["base_condition"] = float(np.linalg.cond(P.astype(np.float64), 1))
     state.setdefault("size", size)
     return state
 
@@ -566,6 +567,7 @@ class BlockFisherInverse:
                 lower=True,
                 base_trace=trace,
                 base_norm=norm,
+                base_condition=float(np.linalg.cond(P.astype(np.float64), 1)),
             )
         mu, eigvecs = linalg.eigh(B_inv)
         # B = M/m + λI has eigenvalues 1/mu, so M has m·(1/mu − λ).
@@ -607,9 +609,8 @@ class BlockFisherInverse:
 
     # ------------------------------------------------------------------ solving
     def _base_solve(self, blk, R, m):
-        """``(M₀ + m·damping·I)⁻¹ R`` in float64."""
-        if blk.factor is not None:
-            return blk.half_product(blk.half_product(R), transpose=False)
+        """``(M₀ + m·damping·I)⁻¹ R`` in float64 for a damped block (an undamped one works in
+        its factor's frame, see :meth:`_pending_solve`)."""
         Q = blk.eigvecs
         scaled = (Q.T @ R.astype(Q.dtype, copy=False)) / (blk.eigvals + m * self.damping)[
             :, None
@@ -731,8 +732,7 @@ class BlockFisherInverse:
             A bound of the round-off of each trace, ``u`` the storage precision's: the
             summation's ``64·u·(|base| + |pending|)`` and the capacitance's round-off
             amplified by its solve, ``64·(d + K)·u·κ·max(‖cap‖, 1)·‖cap⁻¹‖²·tr(YᵀY)``
-            (``κ = cond₁(M₀)``)
-            (``Y = TZ``), times ``m``.
+            (``κ = cond₁(M₀)``, ``Y = TZ``), times ``m``.
         """
         self._check_undamped("inverse_trace")
         m = self.n_samples_ if change is None else change.n_samples
@@ -1039,7 +1039,7 @@ class BlockFisherInverse:
             dtype = blk.dtype
             Y = blk.half_product(_columns(blk.Z, blk.size), transpose=False)
             P = _factor_product(blk.factor, blk.lower)
-            inverse = _fold_woodbury(P, Y, blk.capacitance, overwrite=True)
+            inverse = _fold_woodbury(P, Y, blk.capacitance)
             trace, norm, _ = _inverse_statistics(inverse)
             # The new factor: M⁻¹ = C·Cᵀ, C lower (the symmetric inverse's C-ordered array is
             # its own Fortran-ordered transpose: factored in place).
@@ -1048,11 +1048,12 @@ class BlockFisherInverse:
             C, info = potrf(work, lower=True, overwrite_a=True, clean=True)
             if info != 0:
                 raise CurvatureError("The folded inverse is not positive definite.")
-            blk.factor, blk.lower = C.astype(dtype, copy=False), True
             # ‖M‖₁ <= ‖M₀‖₁ + Σ_j ‖v_j‖₁·‖v_j‖_∞ for M = M₀ + Σ_j s_j v_j v_jᵀ
             V = _columns(blk.V, blk.size)
             change_norm = float(np.sum(np.abs(V).sum(axis=0) * np.abs(V).max(axis=0, initial=0)))
             matrix_norm = blk.base_condition / max(blk.base_norm, np.finfo(float).tiny)
+            factor = C.astype(dtype, copy=False)
+            blk.factor, blk.lower = factor, True
             blk.base_condition = (matrix_norm + change_norm) * norm
             blk.base_trace, blk.base_norm = trace, norm
             blk.scaled_inverse_norm = None
@@ -1143,19 +1144,20 @@ def _factor_product(T, lower, workspace=None, *, full=True):
     return P.T if P.flags.f_contiguous else np.ascontiguousarray(P)
 
 
-def _fold_woodbury(inverse, Z, capacitance, *, overwrite=False):
-    """``M₀⁻¹ − Z·cap⁻¹·Zᵀ`` as a new symmetric array, by two symmetric rank-r updates.
+def _fold_woodbury(inverse, Z, capacitance):
+    """``M₀⁻¹ − Z·cap⁻¹·Zᵀ`` by two symmetric rank-r updates of ``inverse``, a symmetric
+    work array (C-ordered: updated in place) formed from the block's factor, never the
+    block's own.
 
     With ``cap = QΛQᵀ`` and ``Y = Z·Q·|Λ|^{-1/2}``, ``Z·cap⁻¹·Zᵀ = Σ_j sign(λ_j)·y_j y_jᵀ``:
     ``?syrk`` updates one triangle in ``d²·r`` flops, half of a ``?gemm`` with ``cap⁻¹Zᵀ``,
-    and the result is symmetric by construction. A new array, so that a failure (memory)
-    leaves the block as it was."""
+    and the result is symmetric by construction."""
     eigvals, Q = np.linalg.eigh((capacitance + capacitance.T) / 2)
     Y = (Z @ Q) / np.sqrt(np.abs(eigvals))
     syrk = _syrk(inverse.dtype)
     # The C-ordered copy's transpose is the same symmetric matrix, Fortran-ordered: BLAS
     # updates it in place.
-    work = inverse.T if overwrite and inverse.flags.c_contiguous else np.array(inverse, order="C").T
+    work = inverse.T if inverse.flags.c_contiguous else np.array(inverse, order="C").T
     for columns, alpha in ((eigvals > 0, -1.0), (eigvals < 0, 1.0)):
         if np.any(columns):
             factor = np.asfortranarray(Y[:, columns], dtype=inverse.dtype)

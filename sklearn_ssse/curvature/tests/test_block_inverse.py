@@ -664,3 +664,29 @@ def test_the_norm_and_trace_bounds_hold_for_a_near_singular_removal_from_an_ill_
     assert bound[0] + rounding[0] >= exact
     trace, trace_rounding = inv.inverse_trace()
     assert trace[0] + trace_rounding[0] >= exact
+
+
+def test_a_fold_that_fails_at_its_last_step_leaves_the_block_as_it_was(monkeypatch):
+    """A fold computes the new factor and its statistics before it assigns any of them: a
+    failure after the refactorization (here, memory for the pending columns' norms) keeps
+    the pending term and the old factor together, so solves still equal the dense inverse."""
+    from sklearn_ssse.curvature import _block_inverse
+
+    rng = np.random.default_rng(11)
+    U = rng.normal(size=(60, 5))
+    inv = BlockFisherInverse(max_pending_rank=3).fit([U], penalty=np.ones(5))
+    before = inv.blocks_[0].factor.copy()
+    real_columns = _block_inverse._columns
+
+    def columns(parts, d):
+        if any(P is V for P in parts for V in inv.blocks_[0].V):
+            raise MemoryError("no room for the pending columns")
+        return real_columns(parts, d)
+
+    monkeypatch.setattr(_block_inverse, "_columns", columns)
+    inv.downdate([U[:4]])  # rank 4 > 3: apply tries to fold, which fails and is skipped
+    monkeypatch.setattr(_block_inverse, "_columns", real_columns)
+    blk = inv.blocks_[0]
+    assert blk.rank == 4 and np.array_equal(blk.factor, before)
+    expected = np.linalg.inv(_dense_B(U[4:], np.ones(5), 0.0))
+    assert _rel(inv.inverse_dense()[0], expected) < 1e-10
